@@ -1,0 +1,189 @@
+"""The `mmprm` command line: parse arguments, call one library function each.
+
+Every command is a Python function a user can call with the same arguments;
+nothing here holds logic beyond building the objects those functions receive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+
+def _grader(args: argparse.Namespace):
+    from mmprm.grading import HybridGrader, JudgeGrader, RuleGrader
+
+    rules = RuleGrader(timeout=args.timeout)
+    if not args.judge:
+        return rules
+    url, _, model = args.judge.partition("#")
+    if not model:
+        raise SystemExit("--judge must be URL#MODEL, e.g. http://127.0.0.1:8000/v1#Qwen2.5-7B-Instruct")
+    judge = JudgeGrader(url, model)
+    return HybridGrader(rules, judge) if args.hybrid else judge
+
+
+def _add_grader_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per answer (default 5)")
+    p.add_argument("--judge", help="an LLM judge at an OpenAI-compatible endpoint: URL#MODEL")
+    p.add_argument("--hybrid", action="store_true",
+                   help="with --judge: rules first, the judge only where rules cannot parse")
+
+
+def cmd_data_convert(args: argparse.Namespace) -> int:
+    from mmprm.data import convert
+
+    summary = convert(args.source, args.input, args.out)
+    print(summary, file=sys.stderr)
+    return 0
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    grader = _grader(args)
+    if args.file:
+        from mmprm.grading.batch import grade_file
+
+        counts = grade_file(args.file, grader, out=args.out, workers=args.workers)
+        print(json.dumps(counts), file=sys.stderr)
+        return 0
+    if args.gold is None or args.pred is None:
+        raise SystemExit("give --gold and --pred, or --file")
+    choices = json.loads(args.choices) if args.choices else None
+    print(json.dumps(grader.grade(args.gold, args.pred, choices).to_dict(), ensure_ascii=False))
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from mmprm.data.synth import generate_synthetic
+
+    families = args.families.split(",") if args.families else None
+    path = generate_synthetic(args.n, args.seed, args.out, split=args.split, min_steps=args.min_steps,
+                              max_steps=args.max_steps, families=families, image_size=args.image_size)
+    print(f"wrote {args.n} {args.split} problems to {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_policy_train(args: argparse.Namespace) -> int:
+    from mmprm.policy.train import train_policy
+
+    result = train_policy(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                          seed=args.seed, eval_data=args.eval_data)
+    print(json.dumps(result, indent=2), file=sys.stderr)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from mmprm.data import load_problems
+    from mmprm.generate import generate
+    from mmprm.grading import RuleGrader
+    from mmprm.io import RejectLog
+    from mmprm.policy.base import SamplingParams
+    from mmprm.policy.load import load_policy
+
+    params = SamplingParams(n=args.n, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                            max_tokens=args.max_tokens, seed=args.seed)
+    config = {"policy": args.policy, "data": args.data, "out": args.out, "sampling": asdict(params)}
+    print("config: " + json.dumps(config), file=sys.stderr)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out + ".config.json").write_text(json.dumps(config, indent=2) + "\n")
+    rejects = RejectLog(args.out, echo=lambda m: print(m, file=sys.stderr))
+    problems = load_problems(args.data, rejects=rejects)
+    rejects.close()
+    if args.limit:
+        problems = problems[: args.limit]
+    policy = load_policy(args.policy)
+    try:
+        summary = generate(problems, policy, RuleGrader(), args.out, params=params)
+    finally:
+        policy.close()
+    print(f"{summary}; {rejects.count} problems rejected", file=sys.stderr)
+    return 0
+
+
+def cmd_serve_policy(args: argparse.Namespace) -> int:
+    from mmprm.serve.openai_server import serve
+
+    serve(args.policy, host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mmprm.data.adapters import ADAPTERS
+
+    parser = argparse.ArgumentParser(prog="mmprm", description="Process reward models for multimodal math.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="dataset files").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("convert", help="convert a benchmark's own file to mmprm JSONL")
+    p.add_argument("--from", dest="source", required=True, choices=sorted(ADAPTERS))
+    p.add_argument("input", help="the benchmark's JSON or JSONL file (images relative to it)")
+    p.add_argument("--out", required=True, help="output JSONL; images go to <out>_images/")
+    p.set_defaults(func=cmd_data_convert)
+
+    p = sub.add_parser("grade", help="is a predicted answer equal to the reference?")
+    p.add_argument("--gold")
+    p.add_argument("--pred")
+    p.add_argument("--choices", help="JSON list of option texts, for multiple choice")
+    p.add_argument("--file", help="JSONL with gold, pred (and optional choices) per line")
+    p.add_argument("--out", help="with --file: where to write results (default stdout)")
+    p.add_argument("--workers", type=int, default=2)
+    _add_grader_flags(p)
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("synth", help="generate synthetic multimodal math problems")
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--split", choices=["train", "test"], default="train")
+    p.add_argument("--min-steps", type=int, default=2)
+    p.add_argument("--max-steps", type=int, default=8)
+    p.add_argument("--families", help="comma-separated subset of families")
+    p.add_argument("--image-size", type=int, default=112)
+    p.set_defaults(func=cmd_synth)
+
+    policy = sub.add_parser("policy", help="the tiny policy").add_subparsers(dest="policy_command", required=True)
+    p = policy.add_parser("train", help="train the tiny VLM policy on reference solutions")
+    p.add_argument("--data", required=True, help="synthetic data folder or problems.jsonl")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-data", help="held-out problems for greedy accuracy")
+    p.set_defaults(func=cmd_policy_train)
+
+    p = sub.add_parser("generate", help="sample N graded solutions per problem")
+    p.add_argument("--policy", required=True, help="hf:PATH or openai:URL#MODEL")
+    p.add_argument("--data", required=True, help="problems.jsonl")
+    p.add_argument("--out", required=True, help="samples.jsonl (appended; reruns skip done problems)")
+    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--max-tokens", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="only the first N problems")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("serve-policy", help="serve a local model behind an OpenAI-compatible API")
+    p.add_argument("--policy", required=True, help="path of a transformers model folder")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve_policy)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:  # RecordError is a ValueError
+        print(f"mmprm: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

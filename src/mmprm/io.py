@@ -1,0 +1,222 @@
+"""JSONL reading and writing that never loses a record silently.
+
+Readers yield either a parsed record or a `Rejected` naming file, line and
+reason; bulk commands write the rejections to `<output>.rejected.jsonl` and go
+on. Writers append one line at a time and flush it to disk, so a killed job
+keeps every line it finished and a rerun can skip them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mmprm.types import RecordError
+
+T = TypeVar("T")
+
+
+@dataclass
+class Rejected:
+    """A record that could not be used: where it was and why."""
+
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "line": self.line, "reason": self.reason}
+
+
+def iter_json_lines(path: str | Path) -> Iterator[tuple[int, Any | Rejected]]:
+    """Yield (line number, parsed JSON or Rejected) for each non-blank line."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield lineno, Rejected(str(path), lineno, f"invalid UTF-8 at byte {e.start}")
+                continue
+            if not text.strip():
+                continue
+            try:
+                yield lineno, json.loads(text)
+            except json.JSONDecodeError as e:
+                yield lineno, Rejected(str(path), lineno, f"invalid JSON: {e.msg} at column {e.colno}")
+
+
+def read_records(
+    path: str | Path, parse: Callable[[Any], T]
+) -> Iterator[tuple[int, T | Rejected]]:
+    """Parse every line of a JSONL file with `parse` (e.g. `Problem.from_dict`).
+
+    A RecordError raised by `parse` becomes a Rejected for that line.
+    """
+    for lineno, obj in iter_json_lines(path):
+        if isinstance(obj, Rejected):
+            yield lineno, obj
+            continue
+        try:
+            yield lineno, parse(obj)
+        except RecordError as e:
+            yield lineno, Rejected(str(path), lineno, str(e))
+
+
+def load_records(path: str | Path, parse: Callable[[Any], T], *, strict: bool = True) -> list[T]:
+    """All records of a file; with `strict`, the first bad line raises RecordError."""
+    out: list[T] = []
+    for _, rec in read_records(path, parse):
+        if isinstance(rec, Rejected):
+            if strict:
+                raise RecordError(str(rec))
+            continue
+        out.append(rec)
+    return out
+
+
+def rejected_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name.removesuffix(".jsonl") + ".rejected.jsonl")
+
+
+class JsonlAppender:
+    """Append records to a JSONL file, one durable line at a time.
+
+    A line cut short by a kill (no trailing newline) is removed on open, so
+    the file always holds whole records.
+    """
+
+    def __init__(self, path: str | Path, *, fsync: bool = True):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _truncate_partial_line(self.path)
+        self._f = open(self.path, "a", encoding="utf-8")
+        self._fsync = fsync
+        self.count = 0
+
+    def write(self, record: Any) -> None:
+        obj = record.to_dict() if hasattr(record, "to_dict") else record
+        self._f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self._f.flush()
+        if self._fsync:
+            os.fsync(self._f.fileno())
+        self.count += 1
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RejectLog:
+    """Collects rejections for one output: echoes each and, when the output is
+    a file, saves them beside it in `<output>.rejected.jsonl`."""
+
+    def __init__(self, output: str | Path | None, *, echo: Callable[[str], None] | None = None):
+        self.path = rejected_path(output) if output is not None else None
+        self.count = 0
+        self._echo = echo
+        self._writer: JsonlAppender | None = None
+
+    def add(self, rejected: Rejected) -> None:
+        if self.path is not None:
+            if self._writer is None:
+                self._writer = JsonlAppender(self.path, fsync=False)
+            self._writer.write(rejected)
+        self.count += 1
+        if self._echo is not None:
+            self._echo(f"rejected {rejected}")
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def write_jsonl(path: str | Path, records: Iterable[Any]) -> int:
+    """Write records atomically (temp file then rename); returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            obj = record.to_dict() if hasattr(record, "to_dict") else record
+            f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            n += 1
+    os.replace(tmp, path)
+    return n
+
+
+def _truncate_partial_line(path: Path) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        f.seek(0)
+        data = f.read()
+        keep = data.rfind(b"\n") + 1
+        f.truncate(keep)
+
+
+# ---- images ---------------------------------------------------------------
+
+def resolve_image(ref: str, base_dir: str | Path) -> Path | bytes:
+    """Turn an image reference into a path inside `base_dir` or decoded bytes.
+
+    Raises RecordError for a path that leaves `base_dir` (absolute or via
+    `..`), a missing file, or a malformed data URI.
+    """
+    if ref.startswith("data:"):
+        header, _, payload = ref.partition(",")
+        if not header.endswith(";base64") or not payload:
+            raise RecordError("image data URI must be base64 ('data:image/png;base64,...')")
+        try:
+            return base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise RecordError("image data URI is not valid base64") from None
+    base = Path(base_dir).resolve()
+    if os.path.isabs(ref):
+        raise RecordError(f"image path {ref!r} is absolute; use a path relative to the data file")
+    path = (base / ref).resolve()
+    if not path.is_relative_to(base):
+        raise RecordError(f"image path {ref!r} escapes the data folder {base}")
+    if not path.is_file():
+        raise RecordError(f"image {ref!r} not found at {path}")
+    return path
+
+
+def open_image(ref: str, base_dir: str | Path):
+    """Load an image reference as an RGB PIL image, or raise RecordError."""
+    import io as _io
+
+    from PIL import Image, UnidentifiedImageError
+
+    source = resolve_image(ref, base_dir)
+    try:
+        img = Image.open(_io.BytesIO(source) if isinstance(source, bytes) else source)
+        img.load()
+    except (UnidentifiedImageError, OSError) as e:
+        raise RecordError(f"image {ref[:60]!r} cannot be read: {e}") from None
+    return img.convert("RGB")
+
+
+def check_images(refs: list[str], base_dir: str | Path) -> None:
+    """Raise RecordError unless every image reference opens."""
+    for ref in refs:
+        open_image(ref, base_dir)

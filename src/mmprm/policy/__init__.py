@@ -1,0 +1,1 @@
+"""Policy backends: the Policy interface, prompts, local and served models."""

@@ -1,0 +1,68 @@
+"""The Policy interface: sample continuations of a partial solution.
+
+Every later stage (generate, annotate, search) receives a Policy and never
+builds one, so the same code runs with the tiny local model, a vLLM server,
+or a scripted policy in a test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mmprm.types import Problem
+
+
+@dataclass
+class SamplingParams:
+    """Sampling settings shared by every backend. `top_k=0` disables top-k."""
+
+    n: int = 1
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = 0
+    max_tokens: int = 512
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+
+@dataclass
+class Continuation:
+    """One sampled continuation of (problem, prefix steps).
+
+    `steps` are the new steps only; `answer` is the extracted final answer or
+    None; `finished` is False when generation hit `max_tokens` or a stop
+    string before the solution ended.
+    """
+
+    text: str
+    steps: list[str]
+    answer: str | None
+    finished: bool
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class Request:
+    problem: Problem
+    prefix_steps: list[str] = field(default_factory=list)
+
+
+class Policy:
+    """Base class of policy backends.
+
+    Backends implement `sample_batch`; it must return, for each request, a
+    list of `params.n` continuations in request order. Problem images are
+    absolute paths or data URIs (as `mmprm.data.load_problems` returns them).
+    """
+
+    name: str = "policy"
+
+    def sample_batch(self, requests: list[Request], params: SamplingParams) -> list[list[Continuation]]:
+        raise NotImplementedError
+
+    def sample(self, problem: Problem, prefix_steps: list[str], params: SamplingParams) -> list[Continuation]:
+        return self.sample_batch([Request(problem, list(prefix_steps))], params)[0]
+
+    def close(self) -> None:
+        """Release servers, clients or memory the backend holds."""
