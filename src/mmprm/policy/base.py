@@ -44,8 +44,14 @@ class Continuation:
 
 @dataclass
 class Request:
+    """One prompt: a problem and the steps so far. `seed`, when set, asks the
+    backend to make this request's samples reproducible on their own, whatever
+    else is in the batch (annotation relies on it to resume exactly); backends
+    that cannot honour it fall back to `SamplingParams.seed`."""
+
     problem: Problem
     prefix_steps: list[str] = field(default_factory=list)
+    seed: int | None = None
 
 
 class Policy:
