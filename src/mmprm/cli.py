@@ -103,6 +103,57 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from mmprm.annotate.config import AnnotateConfig
+
+    cfg = AnnotateConfig.from_recipe(
+        args.recipe, method=args.method, k=args.k, max_searches=args.searches, rollout_budget=args.budget,
+        num_solutions=args.solutions, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+        max_tokens=args.max_tokens, seed=args.seed)
+    print("config: " + json.dumps(asdict(cfg)), file=sys.stderr)
+    if args.ray:
+        from mmprm.annotate.distributed import annotate_with_ray
+
+        stats = annotate_with_ray(args.policy, args.data, args.out, cfg, shards=args.shards or 2,
+                                  address=args.ray, inflight=args.inflight)
+    else:
+        from mmprm.annotate.runner import annotate, shard_of
+        from mmprm.data import load_problems
+        from mmprm.grading import RuleGrader
+        from mmprm.io import RejectLog
+        from mmprm.policy.load import load_policy
+
+        rejects = RejectLog(Path(args.out) / "problems.jsonl", echo=lambda m: print(m, file=sys.stderr))
+        problems = shard_of(load_problems(args.data, rejects=rejects), _shard(args.shard))
+        rejects.close()
+        policy = load_policy(args.policy)
+        try:
+            stats = annotate(problems, policy, RuleGrader(), args.out, cfg, inflight=args.inflight,
+                             rejected_inputs=rejects.count)
+        finally:
+            policy.close()
+    print(json.dumps(stats, indent=2), file=sys.stderr)
+    print(f"paths in {Path(args.out) / 'paths.jsonl'}, trees in {Path(args.out) / 'trees'}", file=sys.stderr)
+    return 0
+
+
+def _shard(text: str | None) -> tuple[int, int]:
+    if not text:
+        return 0, 1
+    i, _, n = text.partition("/")
+    if not (i.isdigit() and n.isdigit()):
+        raise ValueError(f"--shard must be i/n (e.g. 0/4), got {text!r}")
+    return int(i), int(n)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mmprm.annotate.export import export_paths
+
+    n = export_paths(args.paths, args.out, args.format, balance=args.balance, seed=args.seed)
+    print(f"wrote {n} {args.format} records to {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_serve_policy(args: argparse.Namespace) -> int:
     from mmprm.serve.openai_server import serve
 
@@ -167,6 +218,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="only the first N problems")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("annotate", help="label every step: OmegaPRM tree search or per-step MC")
+    p.add_argument("--policy", required=True, help="hf:PATH, openai:URL#MODEL or sim:OPTIONS")
+    p.add_argument("--data", required=True, help="problems.jsonl")
+    p.add_argument("--out", required=True, help="output folder (rerunning resumes)")
+    p.add_argument("--method", choices=["omegaprm", "mc"])
+    p.add_argument("--recipe", help="YAML of settings, e.g. recipes/mmprm-annotate.yaml")
+    p.add_argument("--k", type=int, help="rollouts per MC estimate (default 8)")
+    p.add_argument("--searches", type=int, help="binary searches per problem (default 100)")
+    p.add_argument("--budget", type=int, help="rollouts per problem (default 10000)")
+    p.add_argument("--solutions", type=int, help="mc method: solutions per problem (default 4)")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--max-tokens", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--inflight", type=int, default=16, help="problems in flight at once")
+    p.add_argument("--shard", help="i/n: annotate only every n-th problem from the i-th")
+    p.add_argument("--ray", help="run shards as Ray tasks: auto, a cluster ADDRESS, or local")
+    p.add_argument("--shards", type=int, help="with --ray: number of shards (default 2)")
+    p.set_defaults(func=cmd_annotate)
+
+    p = sub.add_parser("export", help="write annotated paths in a trainer's format")
+    p.add_argument("--paths", required=True, help="paths.jsonl from annotate")
+    p.add_argument("--format", required=True, choices=["annotated", "stepwise", "internvl"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--balance", action="store_true", help="as many positive as negative paths")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("serve-policy", help="serve a local model behind an OpenAI-compatible API")
     p.add_argument("--policy", required=True, help="path of a transformers model folder")

@@ -12,6 +12,8 @@ import base64
 import binascii
 import json
 import os
+import re
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,7 +218,29 @@ def open_image(ref: str, base_dir: str | Path):
     return img.convert("RGB")
 
 
-def check_images(refs: list[str], base_dir: str | Path) -> None:
-    """Raise RecordError unless every image reference opens."""
-    for ref in refs:
-        open_image(ref, base_dir)
+def link_image(source: Path, target: Path) -> None:
+    """Place an image file at `target`: a hard link where the file system
+    allows (no copy of big image sets), else a copy."""
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def rehome_images(images: list[str], out_dir: Path, image_dir: Path, stem: str) -> list[str]:
+    """Give in-memory images (absolute paths or data URIs) a home inside
+    `out_dir`, so a written record's paths are relative to its own folder."""
+    refs = []
+    for k, ref in enumerate(images):
+        if ref.startswith("data:"):
+            refs.append(ref)
+            continue
+        source = Path(ref)
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", stem)
+        target = image_dir / f"{safe}_{k}{source.suffix.lower()}"
+        link_image(source, target)
+        refs.append(os.path.relpath(target, out_dir))
+    return refs

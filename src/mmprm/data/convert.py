@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from mmprm.data.adapters import ADAPTERS
-from mmprm.io import JsonlAppender, Rejected, RejectLog, iter_json_lines, open_image, resolve_image
+from mmprm.io import JsonlAppender, Rejected, RejectLog, iter_json_lines, link_image, open_image, resolve_image
 from mmprm.types import RecordError
 
 
@@ -104,10 +103,5 @@ def _rehome(ref: str, src_dir: Path, image_dir: Path, out_dir: Path, record_id: 
         return ref
     safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", record_id)
     target = image_dir / f"{safe_id}_{k}{source.suffix.lower()}"
-    image_dir.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        try:
-            os.link(source, target)
-        except OSError:
-            shutil.copyfile(source, target)
+    link_image(source, target)
     return os.path.relpath(target, out_dir)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from mmprm.policy.base import Policy
 
-SPEC_HELP = "hf:PATH (a local transformers model) or openai:URL#MODEL (an OpenAI-compatible server)"
+SPEC_HELP = ("hf:PATH (a local transformers model), openai:URL#MODEL (an OpenAI-compatible server) "
+             "or sim:OPTIONS (the simulated policy of tests and benchmarks)")
 
 
 def load_policy(spec: str, **options) -> Policy:
@@ -25,4 +26,8 @@ def load_policy(spec: str, **options) -> Policy:
         from mmprm.policy.openai import OpenAIPolicy
 
         return OpenAIPolicy(url, model, **options)
+    if kind == "sim":
+        from mmprm.annotate.simulated import SimulatedPolicy
+
+        return SimulatedPolicy.from_spec(rest if rest != "default" else "")
     raise ValueError(f"unknown policy kind {kind!r} in {spec!r}; use {SPEC_HELP}")

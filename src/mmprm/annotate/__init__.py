@@ -1,0 +1,1 @@
+"""Step-level annotation: MC estimates, per-step MC, OmegaPRM, the runner."""

@@ -1,0 +1,51 @@
+"""Annotation settings, with the defaults of the OmegaPRM paper (Luo et al. 2024).
+
+`recipes/mmprm-annotate.yaml` holds MM-PRM's run settings as overrides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class AnnotateConfig:
+    method: str = "omegaprm"      # omegaprm | mc (Math-Shepherd per-step MC)
+    k: int = 8                    # rollouts per MC estimate
+    alpha: float = 0.5            # Q = alpha^(1-MC) * beta^(len(r)/L)
+    beta: float = 0.9
+    length_scale: int = 500       # L, in generated tokens
+    c_puct: float = 0.125         # U = c_puct * sqrt(sum N) / (1 + N(s))
+    max_searches: int = 100       # binary searches per problem
+    rollout_budget: int = 10_000  # rollouts per problem
+    num_solutions: int = 4        # mc method: solutions annotated per problem
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_tokens: int = 512
+    seed: int = 0
+    min_path_steps: int = 2       # shorter training paths are dropped
+
+    def __post_init__(self) -> None:
+        if self.method not in ("omegaprm", "mc"):
+            raise ValueError(f"method must be omegaprm or mc, got {self.method!r}")
+        if self.k < 1 or self.max_searches < 0 or self.rollout_budget < self.k:
+            raise ValueError("need k >= 1, max_searches >= 0 and rollout_budget >= k")
+
+    @classmethod
+    def from_recipe(cls, path: str | Path | None, **overrides) -> AnnotateConfig:
+        """Defaults, then the recipe's values, then explicit overrides (None = unset)."""
+        values: dict = {}
+        if path is not None:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            section = loaded.get("annotate", loaded)
+            known = {f.name for f in fields(cls)}
+            unknown = set(section) - known
+            if unknown:
+                raise ValueError(f"{path}: unknown annotate settings {sorted(unknown)}")
+            values.update(section)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

@@ -1,0 +1,72 @@
+"""Training paths in the formats PRM trainers read.
+
+- `annotated`: mmprm's AnnotatedPath JSONL (what `annotate` writes).
+- `stepwise`: the stepwise-supervision layout of Hugging Face PRM datasets
+  and TRL: `prompt`, `completions` (the steps), `labels` (bool: MC > 0),
+  plus `mc` (the soft labels) and `images`.
+- `internvl`: MM-PRM's InternVL conversation layout: `image`, and
+  `conversations` whose human turn is "Question: …\\nProcess: step<prm>…" and
+  whose gpt turn holds the labels. The gpt turn's labels are written as JSON
+  text (MM-PRM writes a bare list) so that both turns have one type and the
+  file loads with `datasets`; the floats are also in `labels`.
+Image paths stay relative to the output file's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from mmprm.annotate.tree import filter_paths
+from mmprm.io import load_records, write_jsonl
+from mmprm.policy.prompt import question_text
+from mmprm.types import AnnotatedPath, Problem
+
+FORMATS = ("annotated", "stepwise", "internvl")
+PRM_TAG = "<prm>"
+
+
+def _problem_view(p: AnnotatedPath) -> Problem:
+    return Problem(p.id, p.question, p.answer or "?", p.images, p.choices)
+
+
+def to_stepwise(p: AnnotatedPath) -> dict:
+    return {"id": p.id, "prompt": question_text(_problem_view(p)), "completions": p.steps,
+            "labels": [v > 0 for v in p.labels], "mc": p.labels, "images": p.images}
+
+
+def to_internvl(p: AnnotatedPath, index: int) -> dict:
+    process = "\n\n".join(step + PRM_TAG for step in p.steps)
+    human = f"Question: {question_text(_problem_view(p))}\nProcess: {process}"
+    if p.images:
+        human = "<image>\n" * len(p.images) + human
+    record = {"id": index, "conversations": [{"from": "human", "value": human},
+                                             {"from": "gpt", "value": json.dumps(p.labels)}],
+              "labels": p.labels, "problem_id": p.id}
+    if len(p.images) == 1:
+        record["image"] = p.images[0]
+    elif p.images:
+        record["image"] = list(p.images)
+    return record
+
+
+def export_paths(paths_file: str | Path, out: str | Path, fmt: str, *, balance: bool = False,
+                 seed: int = 0) -> int:
+    """Write `paths_file` in format `fmt` to `out`; returns the number written."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    paths_file, out = Path(paths_file), Path(out)
+    paths = load_records(paths_file, AnnotatedPath.from_dict)
+    if balance:
+        paths = filter_paths(paths, min_steps=1, balance=True, seed=seed)
+    for p in paths:  # keep image paths relative to the new file's folder
+        p.images = [ref if ref.startswith("data:") else
+                    os.path.relpath(paths_file.parent.resolve() / ref, out.parent.resolve()) for ref in p.images]
+    if fmt == "annotated":
+        rows = [p.to_dict() for p in paths]
+    elif fmt == "stepwise":
+        rows = [to_stepwise(p) for p in paths]
+    else:
+        rows = [to_internvl(p, i) for i, p in enumerate(paths)]
+    return write_jsonl(out, rows)

@@ -1,0 +1,83 @@
+"""Monte-Carlo estimates of prefixes, and per-step MC annotation (Math-Shepherd).
+
+Algorithms here are generators: they `yield` an `MCQuery` (a prefix and how
+many rollouts) and receive the policy's continuations back. The runner
+batches the queries of many problems into one policy call, so the algorithm
+never holds a policy and runs the same against any backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Generator
+from dataclasses import dataclass
+
+from mmprm.annotate.config import AnnotateConfig
+from mmprm.annotate.tree import Rollout, State, Tree
+from mmprm.grading import Grader
+from mmprm.policy.base import Continuation
+from mmprm.types import AnnotatedPath, Problem
+
+
+@dataclass
+class MCQuery:
+    prefix: list[str]
+    k: int
+    seed: int
+
+
+Annotation = Generator[MCQuery, list[Continuation], tuple[Tree, list[AnnotatedPath]]]
+
+
+def derive_seed(*parts: object) -> int:
+    """A stable 63-bit seed from any parts (Python's hash() changes per process)."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def estimate(tree: Tree, state: State, problem: Problem, grader: Grader, cfg: AnnotateConfig,
+             ) -> Generator[MCQuery, list[Continuation], float]:
+    """MC(state) = the fraction of k rollouts from its prefix that reach the
+    reference answer. Cached: a state is estimated once."""
+    if state.mc is not None:
+        return state.mc
+    seed = derive_seed(cfg.seed, problem.id, *state.steps)
+    continuations = yield MCQuery(list(state.steps), cfg.k, seed)
+    for c in continuations:
+        state.rollouts.append(Rollout(c.steps, c.answer, grader.is_correct(problem, c.answer),
+                                      c.completion_tokens))
+        tree.tokens += c.completion_tokens
+    tree.rollouts += len(continuations)
+    state.mc = sum(r.correct for r in state.rollouts) / max(1, len(state.rollouts))
+    return state.mc
+
+
+def per_step_mc(problem: Problem, grader: Grader, cfg: AnnotateConfig) -> Annotation:
+    """Math-Shepherd: sample solutions, then label each step with the MC of
+    the prefix ending there; after the first zero every later step is 0. The
+    last step's label is the solution's own correctness."""
+    tree = Tree(problem.id)
+    root = tree.insert([])
+    root_cfg = AnnotateConfig(**{**cfg.__dict__, "k": cfg.num_solutions})
+    yield from estimate(tree, root, problem, grader, root_cfg)
+    paths: list[AnnotatedPath] = []
+    seen: set[tuple[str, ...]] = set()
+    for solution in root.rollouts:
+        if not solution.steps or tuple(solution.steps) in seen:
+            continue
+        seen.add(tuple(solution.steps))
+        labels: list[float] = []
+        for i in range(1, len(solution.steps)):
+            if labels and labels[-1] == 0.0 or tree.rollouts >= cfg.rollout_budget:
+                break
+            state = tree.insert(solution.steps[:i])
+            labels.append((yield from estimate(tree, state, problem, grader, cfg)))
+        if len(labels) < len(solution.steps) - 1:  # stopped early: the rest is 0 (or unlabelled)
+            if not labels or labels[-1] != 0.0:
+                continue  # out of budget before a zero: leave this solution unlabelled
+            labels += [0.0] * (len(solution.steps) - len(labels))
+        else:
+            labels.append(1.0 if solution.correct else 0.0)
+        paths.append(AnnotatedPath.of(problem, solution.steps, labels,
+                                      hard_labels=[v > 0 for v in labels]))
+    return tree, paths

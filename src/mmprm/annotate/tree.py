@@ -1,0 +1,151 @@
+"""The annotation tree: prefix states with MC values, and the rollouts from them.
+
+A state is a solution prefix (a list of steps). States form a prefix tree:
+a state's parent is the longest other state whose steps begin it, so an edge
+carries one or more steps. Trees are saved one JSON per problem for
+inspection and turned into training paths by `to_paths`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+
+from mmprm.types import AnnotatedPath, Problem
+
+
+@dataclass
+class Rollout:
+    steps: list[str]  # the steps after the state's prefix
+    answer: str | None
+    correct: bool
+    tokens: int
+
+
+@dataclass
+class State:
+    id: int
+    steps: list[str]
+    parent: int | None
+    mc: float | None = None
+    visits: int = 0
+    rollouts: list[Rollout] = field(default_factory=list)
+    children: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Tree:
+    problem_id: str
+    states: list[State] = field(default_factory=list)
+    first_errors: list[dict] = field(default_factory=list)  # one per binary search
+    skipped: str | None = None
+    rollouts: int = 0
+    tokens: int = 0
+    searches: int = 0
+
+    def __post_init__(self) -> None:
+        self._by_steps: dict[tuple[str, ...], int] = {tuple(s.steps): s.id for s in self.states}
+
+    @property
+    def root(self) -> State:
+        return self.states[0]
+
+    def find(self, steps: list[str]) -> State | None:
+        i = self._by_steps.get(tuple(steps))
+        return None if i is None else self.states[i]
+
+    def insert(self, steps: list[str]) -> State:
+        """The state for `steps`, created in its place in the prefix tree if new."""
+        existing = self.find(steps)
+        if existing is not None:
+            return existing
+        state = State(id=len(self.states), steps=list(steps), parent=None)
+        if self.states:
+            parent = self.root
+            descended = True
+            while descended:
+                descended = False
+                for c in parent.children:
+                    child = self.states[c]
+                    if _is_prefix(child.steps, steps):
+                        parent, descended = child, True
+                        break
+            state.parent = parent.id
+            # children of the parent that extend the new state move under it
+            moved = [c for c in parent.children if _is_prefix(steps, self.states[c].steps)]
+            for c in moved:
+                parent.children.remove(c)
+                self.states[c].parent = state.id
+            state.children = moved
+            parent.children.append(state.id)
+        self.states.append(state)
+        self._by_steps[tuple(steps)] = state.id
+        return state
+
+    def to_dict(self) -> dict:
+        return {"problem_id": self.problem_id, "skipped": self.skipped, "rollouts": self.rollouts,
+                "tokens": self.tokens, "searches": self.searches, "first_errors": self.first_errors,
+                "states": [asdict(s) for s in self.states]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Tree:
+        states = [State(**{**s, "rollouts": [Rollout(**r) for r in s["rollouts"]]}) for s in d["states"]]
+        return cls(d["problem_id"], states, d["first_errors"], d["skipped"], d["rollouts"], d["tokens"],
+                   d["searches"])
+
+
+def _is_prefix(prefix: list[str], steps: list[str]) -> bool:
+    return len(prefix) < len(steps) and steps[: len(prefix)] == prefix
+
+
+def to_paths(tree: Tree, problem: Problem) -> list[AnnotatedPath]:
+    """MM-PRM's traversal: each edge's steps take the child's MC value; a path
+    ends at the first state with MC 0 (a negative path) or, at a leaf with MC
+    above 0, runs on through that leaf's shortest correct rollout (a positive
+    path; its steps keep the leaf's MC, its last step gets 1.0 because the
+    answer it reaches is right)."""
+    if tree.skipped or not tree.states:
+        return []
+    paths: list[AnnotatedPath] = []
+
+    def walk(state: State, steps: list[str], labels: list[float]) -> None:
+        if state.id != tree.root.id:
+            span = state.steps[len(steps):]
+            steps, labels = steps + span, labels + [float(state.mc)] * len(span)
+            if state.mc == 0:
+                paths.append(AnnotatedPath.of(problem, steps, labels, end="negative"))
+                return
+        if not state.children:
+            correct = sorted((r for r in state.rollouts if r.correct and r.steps), key=lambda r: len(r.steps))
+            if correct:
+                tail = correct[0].steps
+                tail_labels = [float(state.mc)] * (len(tail) - 1) + [1.0]
+                paths.append(AnnotatedPath.of(problem, steps + tail, labels + tail_labels, end="positive"))
+            return
+        for c in state.children:
+            walk(tree.states[c], steps, labels)
+
+    walk(tree.root, [], [])
+    return paths
+
+
+def filter_paths(paths: list[AnnotatedPath], *, min_steps: int = 2, balance: bool = False,
+                 seed: int = 0) -> list[AnnotatedPath]:
+    """Drop short and duplicate paths; optionally balance positive (last label
+    above 0) and negative paths by down-sampling the larger side."""
+    seen: set[tuple] = set()
+    kept = []
+    for p in paths:
+        key = (p.id, tuple(p.steps))
+        if len(p.steps) < min_steps or key in seen:
+            continue
+        seen.add(key)
+        kept.append(p)
+    if balance:
+        pos = [p for p in kept if p.labels[-1] > 0]
+        neg = [p for p in kept if p.labels[-1] == 0]
+        n = min(len(pos), len(neg))
+        rng = random.Random(seed)
+        keep_ids = {id(p) for p in rng.sample(pos, n) + rng.sample(neg, n)}
+        kept = [p for p in kept if id(p) in keep_ids]
+    return kept

@@ -1,0 +1,135 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mmprm.annotate.config import AnnotateConfig
+from mmprm.annotate.export import export_paths
+from mmprm.annotate.runner import annotate, shard_of
+from mmprm.annotate.simulated import SimulatedPolicy
+from mmprm.data import load_problems
+from mmprm.grading import RuleGrader
+from mmprm.io import write_jsonl
+from mmprm.types import Problem
+
+SIM = "sim:steps=6,error=0.12"
+
+
+@pytest.fixture(scope="module")
+def problems_file(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("problems")
+    from PIL import Image
+    (d / "images").mkdir()
+    Image.new("RGB", (56, 56), "white").save(d / "images" / "a.png")
+    rows = [Problem(f"q{i}", f"question {i}", str(20 + i), images=["images/a.png"]) for i in range(24)]
+    write_jsonl(d / "problems.jsonl", rows)
+    return d / "problems.jsonl"
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mmprm.cli", "annotate", *args]
+
+
+def _outputs(out: Path) -> tuple[list[str], dict[str, str]]:
+    paths = sorted((out / "paths.jsonl").read_text().splitlines())
+    trees = {f.name: f.read_text() for f in sorted((out / "trees").glob("*.json"))}
+    return paths, trees
+
+
+def test_sigkill_then_rerun_equals_an_uninterrupted_run(problems_file, tmp_path):
+    common = ["--data", str(problems_file), "--k", "8", "--searches", "8", "--seed", "5", "--inflight", "4"]
+    reference = tmp_path / "reference"
+    subprocess.run(_cli("--policy", SIM, "--out", str(reference), *common), check=True, capture_output=True,
+                   timeout=120)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cli("--policy", SIM + ",delay=0.02", "--out", str(killed), *common),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    done = killed / "done.jsonl"
+    while time.time() < deadline and (not done.exists() or len(done.read_text().splitlines()) < 6):
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished_before = len(done.read_text().splitlines())
+    assert 6 <= finished_before < 24, "the kill must land mid-run"
+    subprocess.run(_cli("--policy", SIM, "--out", str(killed), *common), check=True, capture_output=True,
+                   timeout=120)
+    assert _outputs(killed) == _outputs(reference)
+    ids = [json.loads(x)["id"] for x in done.read_text().splitlines()]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 24
+    stats = json.loads((killed / "stats.json").read_text())
+    reference_stats = json.loads((reference / "stats.json").read_text())
+    for key in ("paths", "labels", "rollouts", "generated_tokens", "label_histogram", "skipped"):
+        assert stats[key] == reference_stats[key]
+
+
+def test_shards_partition_the_problems(problems_file, tmp_path):
+    problems = load_problems(problems_file)
+    cfg = AnnotateConfig(k=4, max_searches=4)
+    whole = annotate(problems, SimulatedPolicy(), RuleGrader(), tmp_path / "whole", cfg, progress=False)
+    parts = [annotate(shard_of(problems, (i, 3)), SimulatedPolicy(), RuleGrader(), tmp_path / f"s{i}", cfg,
+                      progress=False) for i in range(3)]
+    assert sum(p["problems"] for p in parts) == whole["problems"] == 24
+    assert sum(p["labels"] for p in parts) == whole["labels"]
+    assert whole["rollouts"] > 0 and sum(whole["label_histogram"].values()) == whole["labels"]
+    with pytest.raises(ValueError, match="shard 3/3"):
+        shard_of(problems, (3, 3))
+
+
+def test_stats_count_skipped_problems(tmp_path):
+    problems = [Problem(f"s{i}", "q", "7") for i in range(3)]
+    stats = annotate(problems, SimulatedPolicy(error=0.0), RuleGrader(), tmp_path, AnnotateConfig(k=4),
+                     progress=False, rejected_inputs=2)
+    assert stats["skipped"] == {"root MC is 1": 3, "rejected input": 2} and stats["problems"] == 5
+
+
+def test_every_export_format_loads_with_datasets(problems_file, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    out = tmp_path / "ann"
+    annotate(load_problems(problems_file), SimulatedPolicy(), RuleGrader(), out, AnnotateConfig(k=8, max_searches=6),
+             progress=False)
+    for fmt in ("annotated", "stepwise", "internvl"):
+        target = tmp_path / "exports" / f"{fmt}.jsonl"
+        n = export_paths(out / "paths.jsonl", target, fmt)
+        ds = datasets.load_dataset("json", data_files=str(target), split="train",
+                                   cache_dir=str(tmp_path / "hf-cache"))
+        assert len(ds) == n > 0
+        row = ds[0]
+        if fmt == "stepwise":
+            assert len(row["completions"]) == len(row["labels"]) == len(row["mc"])
+            assert all(isinstance(v, bool) for v in row["labels"])
+            image = row["images"][0]
+        elif fmt == "internvl":
+            human = row["conversations"][0]["value"]
+            assert human.startswith("<image>\nQuestion: ") and human.count("<prm>") == len(row["labels"])
+            assert json.loads(row["conversations"][1]["value"]) == row["labels"]
+            image = row["image"]
+        else:
+            image = row["images"][0]
+        assert (target.parent / image).is_file()  # paths stay relative to the file
+
+
+def test_ray_shards_merge_to_the_single_process_result(problems_file, tmp_path):
+    pytest.importorskip("ray")
+    import ray
+
+    from mmprm.annotate.distributed import annotate_with_ray
+
+    cfg = AnnotateConfig(k=4, max_searches=4)
+    single = annotate(load_problems(problems_file), SimulatedPolicy(), RuleGrader(), tmp_path / "single", cfg,
+                      progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        merged = annotate_with_ray("sim:default", problems_file, tmp_path / "ray", cfg, shards=3, address="auto")
+    finally:
+        ray.shutdown()
+    for key in ("problems", "paths", "labels", "rollouts", "label_histogram"):
+        assert merged[key] == single[key]
+    assert sorted(json.loads(x)["steps"] for x in (tmp_path / "ray" / "paths.jsonl").read_text().splitlines()) == \
+        sorted(json.loads(x)["steps"] for x in (tmp_path / "single" / "paths.jsonl").read_text().splitlines())
+    assert len(list((tmp_path / "ray" / "trees").glob("*.json"))) == 24
