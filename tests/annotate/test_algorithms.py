@@ -5,7 +5,7 @@ import pytest
 from mmprm.annotate.config import AnnotateConfig
 from mmprm.annotate.mc import per_step_mc
 from mmprm.annotate.omegaprm import omegaprm
-from mmprm.annotate.simulated import SimulatedPolicy, true_first_error
+from mmprm.policy.simulated import SimulatedPolicy, true_first_error
 from mmprm.annotate.tree import Tree, filter_paths, to_paths
 from mmprm.grading import RuleGrader
 from mmprm.policy.base import Request, SamplingParams

@@ -11,7 +11,7 @@ import pytest
 from mmprm.annotate.config import AnnotateConfig
 from mmprm.annotate.export import export_paths
 from mmprm.annotate.runner import annotate, shard_of
-from mmprm.annotate.simulated import SimulatedPolicy
+from mmprm.policy.simulated import SimulatedPolicy
 from mmprm.data import load_problems
 from mmprm.grading import RuleGrader
 from mmprm.io import write_jsonl

@@ -8,7 +8,6 @@ never holds a policy and runs the same against any backend.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Generator
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from mmprm.annotate.config import AnnotateConfig
 from mmprm.annotate.tree import Rollout, State, Tree
 from mmprm.grading import Grader
 from mmprm.policy.base import Continuation
+from mmprm.seeds import derive_seed
 from mmprm.types import AnnotatedPath, Problem
 
 
@@ -27,12 +27,6 @@ class MCQuery:
 
 
 Annotation = Generator[MCQuery, list[Continuation], tuple[Tree, list[AnnotatedPath]]]
-
-
-def derive_seed(*parts: object) -> int:
-    """A stable 63-bit seed from any parts (Python's hash() changes per process)."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def estimate(tree: Tree, state: State, problem: Problem, grader: Grader, cfg: AnnotateConfig,

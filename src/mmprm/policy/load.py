@@ -27,7 +27,7 @@ def load_policy(spec: str, **options) -> Policy:
 
         return OpenAIPolicy(url, model, **options)
     if kind == "sim":
-        from mmprm.annotate.simulated import SimulatedPolicy
+        from mmprm.policy.simulated import SimulatedPolicy
 
         return SimulatedPolicy.from_spec(rest if rest != "default" else "")
     raise ValueError(f"unknown policy kind {kind!r} in {spec!r}; use {SPEC_HELP}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 
-from mmprm.annotate.mc import derive_seed
+from mmprm.seeds import derive_seed
 from mmprm.policy.base import Continuation, Policy, Request, SamplingParams
 
 SLIP = "slip"

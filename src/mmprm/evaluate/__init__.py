@@ -1,0 +1,1 @@
+"""Metrics, reports and plots over scored candidates; step-error detection."""

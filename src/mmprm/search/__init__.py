@@ -1,0 +1,1 @@
+"""Test-time selection and search with a PRM: aggregation, BoN, voting, beam search."""

@@ -1,0 +1,116 @@
+"""`mmprm search`: run a search method over problems; accuracy beside tokens.
+
+Problems go through in chunks; each chunk's candidates are appended to
+`candidates.jsonl` (graded, with step scores), so a rerun skips finished
+problems. `report.json` gives, per selection rule over each problem's
+final candidates, the accuracy, and the mean generated tokens per problem,
+so methods can be compared at equal compute.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mmprm.grading import Grader
+from mmprm.io import JsonlAppender, Rejected, read_records
+from mmprm.policy.base import Policy, Request, SamplingParams
+from mmprm.prm.base import PRM
+from mmprm.search.aggregate import AGGREGATIONS, aggregate, to_weight
+from mmprm.search.select import best_of_n, group_answers, vote
+from mmprm.search.tree_search import SearchConfig, SearchResult, step_search
+from mmprm.types import Problem, Solution
+
+
+def best_of_n_search(problems: list[Problem], policy: Policy, prm: PRM, cfg: SearchConfig) -> list[SearchResult]:
+    """Sample n whole solutions per problem and score them: the baseline the
+    step-level methods must beat at equal tokens."""
+    from mmprm.search.tree_search import Candidate
+
+    params = SamplingParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                            max_tokens=cfg.max_step_tokens * cfg.max_depth, seed=cfg.seed)
+    outputs = policy.sample_batch([Request(p) for p in problems], params)
+    results = []
+    scores = prm.score_many([(p, [c.steps for c in conts]) for p, conts in zip(problems, outputs)])
+    for problem, conts, problem_scores in zip(problems, outputs, scores):
+        cands = [Candidate(c.steps, c.answer, list(s), c.finished) for c, s in zip(conts, problem_scores)]
+        results.append(SearchResult(problem, cands, sum(c.completion_tokens for c in conts)))
+    return results
+
+
+def run_search(problems: list[Problem], policy: Policy, prm: PRM, grader: Grader, cfg: SearchConfig,
+               out_dir: str | Path, *, chunk: int = 8, progress: bool = True) -> dict:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    out = out_dir / "candidates.jsonl"
+    done_file = out_dir / "done.jsonl"
+    done = {json.loads(x)["id"]: json.loads(x) for x in done_file.read_text().splitlines()} \
+        if done_file.exists() else {}
+    _drop_unfinished(out, set(done))
+    todo = [p for p in problems if p.id not in done]
+    search = best_of_n_search if cfg.method == "bon" else step_search
+    start = time.time()
+    with JsonlAppender(out) as sink, JsonlAppender(done_file) as done_sink, \
+            tqdm(total=len(todo), desc=f"search ({cfg.method})", unit="prob", disable=not progress) as bar:
+        for i in range(0, len(todo), chunk):
+            for result in search(todo[i : i + chunk], policy, prm, cfg):
+                for c in result.candidates:
+                    ok = c.finished and grader.is_correct(result.problem, c.answer)
+                    sink.write(Solution(result.problem.id, c.steps, c.answer, ok, c.step_scores or None,
+                                        meta={"method": cfg.method, "finished": c.finished}))
+                record = {"id": result.problem.id, "tokens": result.tokens, "candidates": len(result.candidates)}
+                done_sink.write(record)
+                done[result.problem.id] = record
+            bar.update(len(todo[i : i + chunk]))
+    report = search_report(out, [done[p.id] for p in problems if p.id in done], grader, cfg, bounded=prm.bounded)
+    report["wall_seconds"] = round(time.time() - start, 2)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _drop_unfinished(out: Path, done: set[str]) -> None:
+    if not out.exists():
+        return
+    from mmprm.io import write_jsonl
+
+    rows = [r for _, r in read_records(out, Solution.from_dict)]
+    keep = [r for r in rows if not isinstance(r, Rejected) and r.problem_id in done]
+    if len(keep) != len(rows):
+        write_jsonl(out, keep)
+
+
+def search_report(candidates_file: Path, done: list[dict], grader: Grader, cfg: SearchConfig, *,
+                  bounded: bool) -> dict:
+    """Accuracy of each final selection rule, and tokens per problem."""
+    by_problem: dict[str, list[Solution]] = {}
+    for _, rec in read_records(candidates_file, Solution.from_dict):
+        if not isinstance(rec, Rejected):
+            by_problem.setdefault(rec.problem_id, []).append(rec)
+    acc: dict[str, list[float]] = {}
+    for record in done:
+        cands = [c for c in by_problem.get(record["id"], []) if c.meta.get("finished")]
+        correct = np.array([bool(c.correct) for c in cands])
+        groups = group_answers([c.answer for c in cands], grader)
+        n_groups = int(groups.max()) + 1 if len(groups) and (groups >= 0).any() else 0
+        group_correct = np.array([bool(correct[groups == g].any()) for g in range(n_groups)], dtype=bool)
+        for a in AGGREGATIONS:
+            values = np.array([aggregate(c.step_scores or [], a, bounded=bounded) for c in cands])
+            weights = np.array([to_weight(v, a, bounded=bounded) for v in values])
+            acc.setdefault(f"{cfg.method}_{a}", []).append(
+                float(best_of_n(values[None], correct[None])[0]) if len(cands) else 0.0)
+            acc.setdefault(f"{cfg.method}_weighted_{a}", []).append(
+                float(vote(groups[None], weights[None], group_correct)[0]) if len(cands) else 0.0)
+        acc.setdefault(f"{cfg.method}_majority", []).append(
+            float(vote(groups[None], np.ones((1, len(cands))), group_correct)[0]) if len(cands) else 0.0)
+        acc.setdefault("any_correct", []).append(float(correct.any()) if len(cands) else 0.0)
+    return {"method": cfg.method, "n": cfg.n, "problems": len(done),
+            "accuracy": {k: float(np.mean(v)) for k, v in acc.items()},
+            "tokens_per_problem": float(np.mean([r["tokens"] for r in done])) if done else 0.0,
+            "notes": ["Ties are split evenly (expected accuracy under a random tie-break).",
+                      "Unfinished beams (cut at max_depth) never count as right."]}
