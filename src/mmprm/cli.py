@@ -154,6 +154,62 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from mmprm.evaluate.report import evaluate_file
+    from mmprm.grading import RuleGrader
+
+    n_values = [int(n) for n in args.n.split(",")]
+    report = evaluate_file(args.scored, n_values, args.out, RuleGrader(), subsets_per_n=args.subsets,
+                           seed=args.seed)
+    print((Path(args.out) / "report.md").read_text(), file=sys.stderr)
+    print(f"report in {args.out}/report.json, report.md, accuracy.png "
+          f"({report['counts']['rejected']} lines rejected)", file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate_steps(args: argparse.Namespace) -> int:
+    from mmprm.evaluate.steps import evaluate_steps, load_cases
+    from mmprm.io import RejectLog
+    from mmprm.prm.load import load_prm
+
+    rejects = RejectLog(args.out, echo=lambda m: print(m, file=sys.stderr)) if args.out else None
+    cases = load_cases(args.data, rejects)
+    prm = load_prm(args.prm)
+    try:
+        report = evaluate_steps(prm, cases, threshold=args.threshold, seed=args.seed)
+    finally:
+        prm.close()
+    report["rejected"] = rejects.count if rejects else 0
+    text = json.dumps(report, indent=2)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from mmprm.data import load_problems
+    from mmprm.grading import RuleGrader
+    from mmprm.policy.load import load_policy
+    from mmprm.prm.load import load_prm
+    from mmprm.search.runner import run_search
+    from mmprm.search.tree_search import SearchConfig
+
+    cfg = SearchConfig(method=args.method, n=args.n, width=args.width, max_depth=args.max_depth,
+                       aggregation=args.aggregation, temperature=args.temperature, seed=args.seed)
+    print("config: " + json.dumps(asdict(cfg)), file=sys.stderr)
+    problems = load_problems(args.data)[: args.limit] if args.limit else load_problems(args.data)
+    policy, prm = load_policy(args.policy), load_prm(args.prm)
+    try:
+        report = run_search(problems, policy, prm, RuleGrader(), cfg, args.out)
+    finally:
+        policy.close()
+        prm.close()
+    print(json.dumps(report, indent=2), file=sys.stderr)
+    return 0
+
+
 def cmd_serve_policy(args: argparse.Namespace) -> int:
     from mmprm.serve.openai_server import serve
 
@@ -247,6 +303,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--balance", action="store_true", help="as many positive as negative paths")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("evaluate", help="every selection method at every N, with intervals and a plot")
+    p.add_argument("--scored", required=True, help="scored.jsonl (graded solutions with step_scores)")
+    p.add_argument("--n", default="1,2,4,8,16", help="comma-separated N values")
+    p.add_argument("--out", required=True, help="folder for report.json, report.md, accuracy.png")
+    p.add_argument("--subsets", type=int, default=200, help="random subsets per N below the pool size")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("evaluate-steps", help="step-error detection (ProcessBench metric)")
+    p.add_argument("--prm", required=True, help="a PRM spec (see mmprm score)")
+    p.add_argument("--data", required=True, help="ProcessBench JSON, or annotated paths JSONL")
+    p.add_argument("--threshold", type=float, help="default: chosen for F1 on a held-out half")
+    p.add_argument("--out", help="write the report JSON here too")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_evaluate_steps)
+
+    p = sub.add_parser("search", help="PRM-guided search: bon, beam, dvts, greedy")
+    p.add_argument("--method", required=True, choices=["bon", "beam", "dvts", "greedy"])
+    p.add_argument("--policy", required=True)
+    p.add_argument("--prm", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, default=16, help="samples per round per problem")
+    p.add_argument("--width", type=int, default=4, help="beam width (beam) / expansions per subtree (dvts)")
+    p.add_argument("--max-depth", type=int, default=12)
+    p.add_argument("--aggregation", default="last", help="how partial solutions are ranked")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int)
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("serve-policy", help="serve a local model behind an OpenAI-compatible API")
     p.add_argument("--policy", required=True, help="path of a transformers model folder")

@@ -76,7 +76,7 @@ def evaluate_pools(pools: list[Pool], n_values: list[int], *, bounded: bool | No
     if scored:
         methods += [f"bon_{a}" for a in AGGREGATIONS] + [f"weighted_{a}" for a in AGGREGATIONS]
     per: dict[str, dict[int, list[float]]] = {m: {n: [] for n in n_values} for m in methods}
-    agg_cache: dict[tuple[int, str], np.ndarray] = {}
+    agg_cache: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
     for pi, pool in enumerate(pools):
         size = len(pool.correct)
         for n in n_values:
@@ -93,11 +93,11 @@ def evaluate_pools(pools: list[Pool], n_values: list[int], *, bounded: bool | No
             for a in AGGREGATIONS:
                 key = (pi, a)
                 if key not in agg_cache:
-                    agg_cache[key] = np.array([aggregate(s, a, bounded=bounded) for s in pool.scores])
-                values = agg_cache[key]
+                    values = np.array([aggregate(s, a, bounded=bounded) for s in pool.scores])
+                    agg_cache[key] = values, np.array([to_weight(v, a, bounded=bounded) for v in values])
+                values, weights = agg_cache[key]
                 per[f"bon_{a}"][n].append(float(best_of_n(values[idx], correct).mean()))
-                weights = np.array([to_weight(v, a, bounded=bounded) for v in values])[idx]
-                per[f"weighted_{a}"][n].append(float(vote(groups, weights, pool.group_correct).mean()))
+                per[f"weighted_{a}"][n].append(float(vote(groups, weights[idx], pool.group_correct).mean()))
     report = {"methods": {}, "intervals": {}, "counts": {
         "problems": len(pools), "candidates": int(sum(len(p.correct) for p in pools)),
         "problems_per_n": {str(n): len(per["random"][n]) for n in n_values},

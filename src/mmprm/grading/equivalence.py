@@ -46,7 +46,8 @@ def is_wordy(s: str) -> bool:
     return any(w.lower() not in _MATH_WORDS for w in words)
 
 
-def _as_number(s: str) -> Fraction | None:
+def as_number(s: str) -> Fraction | None:
+    """The exact value of a plain number ('12', '-0.5', '3/4'), else None."""
     t = s.replace(" ", "")
     if t.endswith("%"):
         return None
@@ -71,7 +72,7 @@ def quick_equivalence(gold: str, pred: str) -> Equivalence | None:
         return Equivalence(False, False, f"answer longer than {MAX_ANSWER_CHARS} characters")
     if g == p:
         return Equivalence(True, True, "identical")
-    gn, pn = _as_number(g), _as_number(p)
+    gn, pn = as_number(g), as_number(p)
     if gn is not None and pn is not None:
         close = gn == pn or abs(float(gn) - float(pn)) <= 1e-6 * max(1.0, abs(float(gn)))
         return Equivalence(close, True, "numbers")

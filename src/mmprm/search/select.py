@@ -11,27 +11,41 @@ right). Answers are grouped by mathematical equivalence beforehand
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
 from mmprm.grading import Grader
+from mmprm.grading.equivalence import as_number
 from mmprm.grading.extract import normalize_answer
 
 
 def group_answers(answers: list[str | None], grader: Grader) -> np.ndarray:
-    """Group ids for answers (equivalent answers share one); -1 for no answer."""
+    """Group ids for answers (equivalent answers share one); -1 for no answer.
+    Plain numbers are grouped by value directly; anything else is compared
+    with the grader against the groups found so far."""
     reps: list[str] = []
+    symbolic: list[int] = []          # groups whose representative is not a plain number
     by_text: dict[str, int] = {}
+    by_value: dict[Fraction, int] = {}
     ids = np.full(len(answers), -1, dtype=np.int64)
     for i, answer in enumerate(answers):
-        if answer is None or not normalize_answer(answer):
+        key = normalize_answer(answer) if answer is not None else ""
+        if not key:
             continue
-        key = normalize_answer(answer)
         if key not in by_text:
-            match = next((g for g, rep in enumerate(reps) if grader.grade(rep, key).equal), None)
+            value = as_number(key)
+            match = by_value.get(value) if value is not None else None
+            if match is None:
+                pool = symbolic if value is not None else range(len(reps))
+                match = next((g for g in pool if grader.grade(reps[g], key).equal), None)
             if match is None:
                 reps.append(key)
                 match = len(reps) - 1
+                if value is None:
+                    symbolic.append(match)
+            if value is not None:
+                by_value.setdefault(value, match)
             by_text[key] = match
         ids[i] = by_text[key]
     return ids
@@ -48,14 +62,12 @@ def vote(groups: np.ndarray, weights: np.ndarray, group_correct: np.ndarray) -> 
     """groups, weights: (subsets, N); group_correct: (G,). Expected accuracy of
     the answer group with the largest total weight; 0 where no candidate has
     an answer."""
-    subsets, _ = groups.shape
+    subsets, width = groups.shape
     n_groups = max(1, len(group_correct))
     valid = groups >= 0
-    rows = np.repeat(np.arange(subsets)[:, None], groups.shape[1], axis=1)
-    totals = np.zeros((subsets, n_groups))
-    present = np.zeros((subsets, n_groups), dtype=bool)
-    np.add.at(totals, (rows[valid], groups[valid]), weights[valid])
-    present[rows[valid], groups[valid]] = True
+    flat = (np.arange(subsets)[:, None] * n_groups + np.where(valid, groups, 0))[valid]
+    totals = np.bincount(flat, weights=weights[valid], minlength=subsets * n_groups).reshape(subsets, n_groups)
+    present = np.bincount(flat, minlength=subsets * n_groups).reshape(subsets, n_groups) > 0
     masked = np.where(present, totals, -np.inf)
     top = masked.max(axis=1, keepdims=True)
     tied = present & (masked == top)

@@ -1,0 +1,108 @@
+"""Step-error detection, as ProcessBench measures it.
+
+A PRM predicts the first wrong step of a solution as the first step it
+scores below a threshold (-1: none). ProcessBench reports the accuracy on
+solutions with an error (the predicted index must be the labelled one), the
+accuracy on correct solutions (must predict -1), and their harmonic mean
+(F1). The threshold is given, or chosen to maximise F1 on a held-out
+calibration split and then reported on the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mmprm.data.adapters import processbench
+from mmprm.data.convert import iter_raw
+from mmprm.io import RejectLog, Rejected, read_records
+from mmprm.prm.base import PRM
+from mmprm.seeds import derive_seed
+from mmprm.types import AnnotatedPath, Problem, RecordError
+
+
+def first_error_of(path: AnnotatedPath) -> int:
+    """The labelled first wrong step: `meta.first_error`, else the first 0 label."""
+    if "first_error" in path.meta:
+        return int(path.meta["first_error"])
+    return next((i for i, v in enumerate(path.labels) if v == 0.0), -1)
+
+
+def load_cases(path: str | Path, rejects: RejectLog | None = None) -> list[AnnotatedPath]:
+    """ProcessBench's own JSON, or annotated paths (JSONL)."""
+    path = Path(path)
+    cases: list[AnnotatedPath] = []
+
+    def reject(r: Rejected) -> None:
+        if rejects is not None:
+            rejects.add(r)
+
+    if path.suffix == ".json":
+        for where, raw in iter_raw(path):
+            try:
+                cases.append(processbench(raw))
+            except RecordError as e:
+                reject(Rejected(str(path), where, f"item {where}: {e}"))
+        return cases
+    for _, rec in read_records(path, AnnotatedPath.from_dict):
+        if isinstance(rec, Rejected):
+            reject(rec)
+        else:
+            cases.append(rec)
+    return cases
+
+
+def predict_first_error(scores: list[float], threshold: float) -> int:
+    return next((i for i, s in enumerate(scores) if s < threshold), -1)
+
+
+def processbench_metrics(predicted: list[int], labels: list[int]) -> dict:
+    pred, gold = np.asarray(predicted), np.asarray(labels)
+    erroneous, correct = gold >= 0, gold < 0
+    error_acc = float((pred[erroneous] == gold[erroneous]).mean()) if erroneous.any() else float("nan")
+    correct_acc = float((pred[correct] == -1).mean()) if correct.any() else float("nan")
+    f1 = 0.0 if error_acc + correct_acc == 0 else 2 * error_acc * correct_acc / (error_acc + correct_acc)
+    return {"error_acc": error_acc, "correct_acc": correct_acc, "f1": float(f1),
+            "erroneous": int(erroneous.sum()), "correct": int(correct.sum())}
+
+
+def choose_threshold(all_scores: list[list[float]], labels: list[int]) -> float:
+    """The threshold with the best F1: candidates are midpoints between the
+    distinct scores (plus both ends)."""
+    values = np.unique(np.concatenate([np.asarray(s, dtype=float) for s in all_scores if s] or [np.zeros(1)]))
+    candidates = np.concatenate([[values[0] - 1e-6], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-6]])
+    if len(candidates) > 400:  # keep the search cheap on big sets
+        candidates = np.quantile(candidates, np.linspace(0, 1, 400))
+    best, best_f1 = 0.5, -1.0
+    for t in candidates:
+        f1 = processbench_metrics([predict_first_error(s, t) for s in all_scores], labels)["f1"]
+        if f1 > best_f1:
+            best, best_f1 = float(t), f1
+    return best
+
+
+def evaluate_steps(prm: PRM, cases: list[AnnotatedPath], *, threshold: float | None = None,
+                   calibration_fraction: float = 0.5, seed: int = 0, batch: int = 16,
+                   progress: bool = True) -> dict:
+    scores: list[list[float]] = []
+    for i in tqdm(range(0, len(cases), batch), desc="score steps", unit="batch", disable=not progress):
+        chunk = cases[i : i + batch]
+        items = [(Problem(c.id, c.question, c.answer or "?", c.images, c.choices), [c.steps]) for c in chunk]
+        scores += [per_problem[0] for per_problem in prm.score_many(items)]
+    labels = [first_error_of(c) for c in cases]
+    report: dict = {"cases": len(cases)}
+    if threshold is None:
+        calib = [derive_seed(seed, c.id) % 1000 < 1000 * calibration_fraction for c in cases]
+        threshold = choose_threshold([s for s, k in zip(scores, calib) if k], [y for y, k in zip(labels, calib) if k])
+        held = [i for i, k in enumerate(calib) if not k]
+        report["threshold_source"] = f"chosen for F1 on a {calibration_fraction:.0%} calibration split"
+    else:
+        held = list(range(len(cases)))
+        report["threshold_source"] = "given"
+    report["threshold"] = threshold
+    predicted = [predict_first_error(scores[i], threshold) for i in held]
+    report.update(processbench_metrics(predicted, [labels[i] for i in held]))
+    report["evaluated"] = len(held)
+    return report
