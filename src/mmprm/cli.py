@@ -210,6 +210,40 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from mmprm.prm.train import train_prm
+
+    options = {k: v for k, v in dict(samples=args.samples, problems=args.problems, bucket=args.bucket,
+                                     lora=args.lora or None, save_every=args.save_every).items() if v is not None}
+    log = train_prm(args.base, args.data, args.out, labels=args.labels, loss=args.loss, lr=args.lr,
+                    epochs=args.epochs, batch_size=args.batch_size, scheme=args.scheme, head=args.head,
+                    eval_data=args.eval_data, seed=args.seed, max_steps=args.max_steps, recipe=args.recipe,
+                    **options)
+    print(json.dumps(log, indent=2, default=str), file=sys.stderr)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from mmprm.prm.load import load_prm
+    from mmprm.prm.score import score_file
+
+    prm = load_prm(args.prm, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size)
+    try:
+        print(score_file(prm, args.data, args.samples, args.out), file=sys.stderr)
+    finally:
+        prm.close()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mmprm.demo.config import demo_config
+    from mmprm.demo.pipeline import run_demo
+
+    variant = "quick" if args.quick else "full" if args.full else "default"
+    run_demo(demo_config(variant), args.out or f"runs/demo-{variant}")
+    return 0
+
+
 def cmd_serve_policy(args: argparse.Namespace) -> int:
     from mmprm.serve.openai_server import serve
 
@@ -334,6 +368,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("train", help="train a PRM on annotated paths (or graded samples)")
+    p.add_argument("--base", help="a local VLM or causal LM folder to start from")
+    p.add_argument("--data", help="paths.jsonl from annotate")
+    p.add_argument("--samples", help="instead of --data: samples.jsonl (with --problems), for local labels")
+    p.add_argument("--problems", help="the problems.jsonl of --samples")
+    p.add_argument("--out", required=True)
+    p.add_argument("--recipe", help="YAML of settings, e.g. recipes/prm-mmprm.yaml")
+    p.add_argument("--labels", choices=["prefix", "local"])
+    p.add_argument("--loss", choices=["soft", "hard"])
+    p.add_argument("--scheme", help="input format: mmprm, mm-prm, math-shepherd, qwen2.5-math-prm, visualprm")
+    p.add_argument("--head", choices=["token", "value"])
+    p.add_argument("--lr", type=float)
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--eval-data", help="held-out paths.jsonl for step-level metrics")
+    p.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=None, help="length bucketing")
+    p.add_argument("--lora", action="store_true", help="train LoRA adapters (needs peft)")
+    p.add_argument("--save-every", type=int)
+    p.add_argument("--seed", type=int)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("score", help="fill step_scores of graded samples with a PRM")
+    p.add_argument("--prm", required=True, help="PRM folder, SCHEME:PATH (published PRM) or likelihood:PATH")
+    p.add_argument("--data", required=True, help="problems.jsonl")
+    p.add_argument("--samples", required=True, help="samples.jsonl from generate")
+    p.add_argument("--out", required=True, help="scored.jsonl (appended; reruns skip done problems)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--trust-remote-code", action="store_true", help="allow a published PRM's own code to run")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("demo", help="the whole pipeline on synthetic data with the tiny models")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="at most ~2 minutes (the test suite runs it)")
+    size.add_argument("--full", action="store_true", help="more data, up to ~45 minutes")
+    p.add_argument("--out", help="default runs/demo-<variant>; rerunning resumes")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve-policy", help="serve a local model behind an OpenAI-compatible API")
     p.add_argument("--policy", required=True, help="path of a transformers model folder")

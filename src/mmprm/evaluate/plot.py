@@ -7,7 +7,9 @@ from pathlib import Path
 SHOWN = ("pass@k", "majority", "random", "bon_min", "bon_last", "bon_product", "weighted_min", "weighted_last")
 
 
-def plot_accuracy(report: dict, path: Path, *, title: str) -> None:
+def plot_accuracy(report: dict, path: Path, *, title: str, methods: list[str] | None = None) -> None:
+    """One line per method (default: the PRM-free ones and a few PRM rules),
+    with its bootstrap interval as a band."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -15,7 +17,7 @@ def plot_accuracy(report: dict, path: Path, *, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for method, by_n in report["methods"].items():
-        if method not in SHOWN and not method.startswith(("beam", "dvts", "greedy", "refined")):
+        if method not in (methods or SHOWN):
             continue
         ns = sorted(int(n) for n in by_n)
         acc = [100 * by_n[str(n)] for n in ns]

@@ -1,0 +1,59 @@
+"""Sizes of the demo's three variants.
+
+quick: the test suite's run (at most 2 minutes on 2 cores); default: the
+README's main command (at most 10 minutes); full: more annotated problems
+and candidates where the effect needs data (up to 45 minutes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+ASSETS = "assets"
+
+
+@dataclass
+class DemoConfig:
+    variant: str = "default"
+    families: list[str] = field(default_factory=lambda: ["bars"])
+    min_steps: int = 2
+    max_steps: int = 4
+    weak_policy: str = f"{ASSETS}/tiny-policy-weak"      # samples and annotates
+    strong_policy: str = f"{ASSETS}/tiny-policy-strong"  # the PRMs start from it; the likelihood baseline
+    # annotation (OmegaPRM with the weak policy)
+    annotate_problems: int = 160
+    k: int = 8
+    searches: int = 8
+    rollout_budget: int = 160
+    # PRM training (both label types, same paths, same settings)
+    prm_steps: int = 300
+    prm_lr: float = 5e-4
+    prm_batch: int = 16
+    # held-out evaluation
+    test_problems: int = 300
+    samples: int = 8
+    n_values: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    # step-level beam search with the local-label PRM
+    beam_problems: int = 100
+    beam_n: int = 8
+    beam_width: int = 2
+    temperature: float = 1.0
+    policy_batch: int = 64
+    seed: int = 0
+
+
+VARIANTS = {
+    "quick": dict(annotate_problems=12, k=4, searches=3, rollout_budget=40, prm_steps=20, test_problems=24,
+                  samples=4, n_values=[1, 2, 4], beam_problems=6, beam_n=4, beam_width=2),
+    "default": {},
+    "full": dict(annotate_problems=1000, k=8, searches=16, rollout_budget=320, prm_steps=1500,
+                 test_problems=400, samples=16, n_values=[1, 2, 4, 8, 16], beam_problems=200, beam_n=16,
+                 beam_width=4),
+}
+
+
+def demo_config(variant: str = "default", **overrides) -> DemoConfig:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown demo variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    return replace(DemoConfig(variant=variant, **VARIANTS[variant]),
+                   **{k: v for k, v in overrides.items() if v is not None})

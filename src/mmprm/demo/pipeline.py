@@ -1,0 +1,192 @@
+"""`mmprm demo`: the whole MM-PRM pipeline on one laptop.
+
+synthetic problems -> the tiny policy (committed checkpoints) -> OmegaPRM
+annotation -> two PRMs (MC prefix labels, as MM-PRM; local labels) from the
+strong checkpoint -> on held-out problems: samples from the weak policy,
+scored by both PRMs and by the strong policy's likelihood -> every selection
+method at every N, beam search -> report.md, report.json, accuracy.png and
+index.html. Every stage keeps its output under `out/`; a rerun skips what
+is done and resumes what was cut off.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from mmprm.demo.config import DemoConfig
+
+SCORERS = ("prm-prefix", "prm-local", "likelihood")
+
+
+def _stage(name: str) -> float:
+    print(f"\n== {name}", flush=True)
+    return time.time()
+
+
+def _done(name: str, start: float, timings: dict) -> None:
+    timings[name] = round(time.time() - start, 1)
+    print(f"   {name}: {timings[name]} s", flush=True)
+
+
+def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
+    from mmprm.annotate.config import AnnotateConfig
+    from mmprm.annotate.runner import annotate
+    from mmprm.data import load_problems
+    from mmprm.data.synth import generate_synthetic
+    from mmprm.generate import generate
+    from mmprm.grading import RuleGrader
+    from mmprm.policy.base import SamplingParams
+    from mmprm.policy.hf import HFPolicy
+    from mmprm.prm.likelihood import LikelihoodPRM
+    from mmprm.prm.score import StepPRM, score_file
+    from mmprm.prm.train import train_prm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "demo_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    print("config: " + json.dumps(asdict(cfg)), flush=True)
+    timings: dict[str, float] = {}
+    grader = RuleGrader()
+    synth = dict(min_steps=cfg.min_steps, max_steps=cfg.max_steps, families=cfg.families)
+
+    t = _stage("synthetic problems")
+    train_file, test_file = out / "data" / "train" / "problems.jsonl", out / "data" / "test" / "problems.jsonl"
+    if not train_file.exists():
+        generate_synthetic(cfg.annotate_problems, cfg.seed + 1000, train_file.parent, split="train", **synth)
+    if not test_file.exists():
+        generate_synthetic(cfg.test_problems, cfg.seed + 2000, test_file.parent, split="test", **synth)
+    train, test = load_problems(train_file, strict=True), load_problems(test_file, strict=True)
+    _done("synthetic problems", t, timings)
+
+    policy = HFPolicy(cfg.weak_policy, batch_size=cfg.policy_batch)
+    try:
+        t = _stage(f"OmegaPRM annotation of {len(train)} problems (weak policy)")
+        ann_cfg = AnnotateConfig(k=cfg.k, max_searches=cfg.searches, rollout_budget=cfg.rollout_budget,
+                                 temperature=cfg.temperature, max_tokens=96, seed=cfg.seed)
+        stats = annotate(train, policy, grader, out / "annotate", ann_cfg, inflight=16)
+        print("   " + json.dumps({k: stats[k] for k in ("annotated", "skipped", "paths", "labels", "rollouts")}))
+        _done("annotation", t, timings)
+
+        t = _stage(f"{cfg.samples} samples for each of {len(test)} held-out problems (weak policy)")
+        params = SamplingParams(n=cfg.samples, temperature=cfg.temperature, max_tokens=96, seed=cfg.seed)
+        gen = generate(test, policy, grader, out / "samples.jsonl", params=params, batch_problems=16)
+        print(f"   {gen}")
+        _done("sampling", t, timings)
+    finally:
+        policy.close()
+
+    for labels in ("prefix", "local"):
+        t = _stage(f"train the PRM on {labels} labels (from the strong policy)")
+        log = train_prm(cfg.strong_policy, out / "annotate" / "paths.jsonl", out / f"prm-{labels}", labels=labels,
+                        lr=cfg.prm_lr, batch_size=cfg.prm_batch, max_steps=cfg.prm_steps, seed=cfg.seed,
+                        warmup_ratio=0.05, weight_decay=0.0)
+        print(f"   {_brief(log)}")
+        _done(f"prm-{labels} training", t, timings)
+
+    for scorer in SCORERS:
+        t = _stage(f"score the held-out samples with {scorer}")
+        prm = (LikelihoodPRM.from_path(cfg.strong_policy) if scorer == "likelihood"
+               else StepPRM.from_pretrained(out / scorer))
+        try:
+            print("   " + str(score_file(prm, test_file, out / "samples.jsonl", out / f"scored-{scorer}.jsonl")))
+        finally:
+            prm.close()
+        _done(f"{scorer} scoring", t, timings)
+
+    t = _stage(f"beam search on {min(cfg.beam_problems, len(test))} problems (weak policy + prm-local)")
+    beam = _beam(cfg, out, test[: cfg.beam_problems], grader)
+    _done("beam search", t, timings)
+
+    t = _stage("report")
+    report = build_report(cfg, out, grader, beam, timings)
+    _done("report", t, timings)
+    print(f"\nreport: {out / 'report' / 'report.md'}\n        {out / 'report' / 'index.html'}")
+    return report
+
+
+def _brief(log: dict) -> str:
+    keep = ("steps", "train_loss", "examples", "eval", "seconds")
+    return json.dumps({k: log[k] for k in keep if k in log})
+
+
+def _beam(cfg: DemoConfig, out: Path, problems, grader) -> dict:
+    from mmprm.policy.hf import HFPolicy
+    from mmprm.prm.score import StepPRM
+    from mmprm.search.runner import run_search
+    from mmprm.search.tree_search import SearchConfig
+
+    search_cfg = SearchConfig(method="beam", n=cfg.beam_n, width=cfg.beam_width, max_depth=cfg.max_steps + 3,
+                              aggregation="min", temperature=cfg.temperature, max_step_tokens=32, seed=cfg.seed)
+    policy = HFPolicy(cfg.weak_policy, batch_size=cfg.policy_batch)
+    prm = StepPRM.from_pretrained(out / "prm-local")
+    try:
+        return run_search(problems, policy, prm, grader, search_cfg, out / "search-beam")
+    finally:
+        policy.close()
+        prm.close()
+
+
+def build_report(cfg: DemoConfig, out: Path, grader, beam: dict, timings: dict) -> dict:
+    from mmprm.data import load_problems
+    from mmprm.evaluate.html import render_page, results_table
+    from mmprm.evaluate.report import build_pools, evaluate_pools, load_solutions, markdown
+    from mmprm.evaluate.plot import plot_accuracy
+
+    combined: dict = {"methods": {}, "intervals": {}, "counts": {}, "notes": []}
+    for scorer in SCORERS:
+        pools = build_pools(load_solutions(out / f"scored-{scorer}.jsonl"), grader)
+        rep = evaluate_pools(pools, cfg.n_values, bounded=None, seed=cfg.seed)
+        for method, by_n in rep["methods"].items():
+            shared = method in ("random", "majority", "pass@k")
+            if shared and scorer != SCORERS[0]:
+                continue
+            name = method if shared else f"{scorer} {method}"
+            combined["methods"][name] = by_n
+            combined["intervals"][name] = rep["intervals"][method]
+        combined["notes"] += [n for n in rep["notes"] if n not in combined["notes"]]
+        combined["counts"] = rep["counts"]
+    combined["beam_search"] = beam
+    combined["timings_seconds"] = timings
+    beam_note = (f"Beam search (prm-local guides, width {cfg.beam_width}, {cfg.beam_n} samples a round) on "
+                 f"{beam['problems']} problems: {100 * beam['accuracy']['beam_min']:.1f}% (best final candidate by "
+                 f"min score), {beam['tokens_per_problem']:.0f} generated tokens a problem.")
+    combined["notes"].append(beam_note)
+    report_dir = out / "report"
+    report_dir.mkdir(exist_ok=True)
+    (report_dir / "report.json").write_text(json.dumps(combined, indent=2) + "\n")
+    title = f"mmprm demo ({cfg.variant}): selection on {combined['counts']['problems']} held-out problems"
+    (report_dir / "report.md").write_text(markdown(combined, title))
+    shown = ["pass@k", "majority", "random"] + [f"{s} {m}" for s in SCORERS for m in ("bon_min", "weighted_min")]
+    plot_accuracy(combined, report_dir / "accuracy.png", title=title, methods=shown)
+
+    test = load_problems(out / "data" / "test" / "problems.jsonl")[:6]
+    scored = {}
+    for sol in load_solutions(out / "scored-prm-local.jsonl"):
+        scored.setdefault(sol.problem_id, []).append(sol)
+    tree = _interesting_tree(out / "annotate")
+    train = {p.id: p for p in load_problems(out / "data" / "train" / "problems.jsonl")}
+    largest = max(cfg.n_values)
+    rows = {m: {f"N={n}": v for n, v in by_n.items() if int(n) in (1, largest)}
+            for m, by_n in combined["methods"].items()}
+    plot_uri = "data:image/png;base64," + base64.b64encode((report_dir / "accuracy.png").read_bytes()).decode()
+    page = render_page(title, results_table(rows, ["N=1", f"N={largest}"]) +
+                       f'<p><img alt="accuracy against N" src="{plot_uri}" style="max-width:100%"></p>',
+                       test, {p.id: scored.get(p.id, [])[: cfg.samples] for p in test},
+                       tree=tree, tree_problem=train.get(tree["problem_id"]) if tree else None,
+                       notes=combined["notes"] + ["Candidate steps are coloured by the prm-local PRM."])
+    (report_dir / "index.html").write_text(page)
+    return combined
+
+
+def _interesting_tree(ann_dir: Path) -> dict | None:
+    """The annotated tree with the most states (skipped problems have one)."""
+    best = None
+    for f in sorted((ann_dir / "trees").glob("*.json")):
+        tree = json.loads(f.read_text())
+        if not tree["skipped"] and (best is None or len(tree["states"]) > len(best["states"])):
+            best = tree
+    return best

@@ -1,0 +1,96 @@
+"""Ranking metrics for step scores.
+
+Selection needs a PRM to rank the candidates of one problem, so the headline
+number is the within-problem AUROC; the pooled step-level AUROC mixes
+problems and mostly measures how hard each problem is (GUIDE.md).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+AGGREGATIONS = ("min", "last", "mean", "prod")
+
+
+def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """P(score of a random positive > score of a random negative), ties counting half;
+    None when one class is absent."""
+    if len(scores) != len(labels):
+        raise ValueError(f"{len(scores)} scores for {len(labels)} labels")
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    ranks = [0.0] * len(scores)
+    i = 0
+    while i < len(order):  # average ranks over ties
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    pos = sum(1 for y in labels if y)
+    neg = len(labels) - pos
+    if pos == 0 or neg == 0:
+        return None
+    rank_sum = sum(r for r, y in zip(ranks, labels) if y)
+    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def aggregate(step_scores: Sequence[float], how: str = "min") -> float:
+    """One solution score from its step scores (an empty solution scores 0)."""
+    if how not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {how!r}; choose from {', '.join(AGGREGATIONS)}")
+    if not step_scores:
+        return 0.0
+    if how == "min":
+        return min(step_scores)
+    if how == "last":
+        return step_scores[-1]
+    if how == "mean":
+        return sum(step_scores) / len(step_scores)
+    out = 1.0
+    for s in step_scores:
+        out *= s
+    return out
+
+
+def within_problem_auroc(problem_ids: Sequence[str], step_scores: Sequence[Sequence[float]],
+                         correct: Sequence[bool], *, how: str = "min") -> tuple[float | None, int]:
+    """Mean over problems with both right and wrong candidates of the AUROC of
+    aggregated solution scores against correctness; also the number of such problems."""
+    groups: dict[str, list[tuple[float, bool]]] = defaultdict(list)
+    for pid, scores, ok in zip(problem_ids, step_scores, correct, strict=True):
+        groups[pid].append((aggregate(scores, how), bool(ok)))
+    values = [a for g in groups.values() if (a := auroc([s for s, _ in g], [y for _, y in g])) is not None]
+    return (sum(values) / len(values) if values else None), len(values)
+
+
+def step_auroc(step_scores: Sequence[Sequence[float]], step_labels: Sequence[Sequence[bool | None]]) -> float | None:
+    """Pooled AUROC of every labelled step's score against its label (None labels skipped)."""
+    flat = [(s, bool(y)) for ss, ys in zip(step_scores, step_labels, strict=True)
+            for s, y in zip(ss, ys, strict=True) if y is not None]
+    return auroc([s for s, _ in flat], [y for _, y in flat])
+
+
+def scored_summary(scored_path, problems_path=None, *, how: str = "min") -> dict:
+    """Ranking figures of a scored samples file (`mmprm score` output): within-problem
+    AUROC against `correct`, and with `problems_path` the pooled step AUROC against local
+    step labels (ground truth on synthetic problems, the arithmetic check elsewhere)."""
+    from mmprm.io import load_records
+    from mmprm.types import Solution
+
+    sols = [s for s in load_records(scored_path, Solution.from_dict)
+            if s.step_scores is not None and s.correct is not None]
+    within, n = within_problem_auroc([s.problem_id for s in sols], [s.step_scores for s in sols],
+                                     [s.correct for s in sols], how=how)
+    out = {"solutions": len(sols), "problems_ranked": n, f"within_problem_auroc_{how}": within}
+    if problems_path is not None:
+        from mmprm.data import load_problems
+        from mmprm.prm.labels import local_targets
+
+        problems = {p.id: p for p in load_problems(problems_path, check_images=False)}
+        kept = [s for s in sols if s.problem_id in problems]
+        labels = [[None if t is None else t > 0.5 for t in local_targets(problems[s.problem_id], s.steps)]
+                  for s in kept]
+        out["step_auroc_local"] = step_auroc([s.step_scores for s in kept], labels)
+    return out

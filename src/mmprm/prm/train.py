@@ -1,0 +1,371 @@
+"""Train a PRM on step labels: loss at the step positions only, on one device or many.
+
+Built on accelerate, so the same code runs on a CPU, on one GPU, and under
+`accelerate launch --config_file recipes/accelerate/<deepspeed-zero2|deepspeed-zero3|fsdp>.yaml`.
+The default loss is the soft-label cross-entropy over [+, -] (BCE against
+the MC value); `loss="hard"` uses MC > 0. Batches come from a plan that is a
+function of (seed, step) only, so a killed run resumes from its last
+checkpoint (safetensors weights, optimizer, schedule, RNG) to the same
+weights an uninterrupted run reaches. Length bucketing (on by default)
+batches examples of similar length together: less padding to compute.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, fields
+from functools import partial
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from mmprm.prm.formats import collate, encode, get_scheme
+from mmprm.prm.labels import LabelledPath, load_labelled
+from mmprm.prm.metrics import auroc
+from mmprm.prm.model import apply_lora, build_prm, load_backbone, save_prm
+
+CHECKPOINTS = "checkpoints"
+STATE = "trainer_state.json"
+
+
+@dataclass
+class PRMTrainConfig:
+    """Settings of a run, saved as train_config.json. Defaults: MM-PRM (Du et al. 2025)."""
+
+    base: str = ""
+    data: str | None = None            # annotated paths (paths.jsonl)
+    samples: str | None = None         # or Solutions (samples.jsonl) ...
+    problems: str | None = None        # ... with their problems.jsonl
+    labels: str = "prefix"             # prefix | local
+    loss: str = "soft"                 # soft (BCE on the MC value) | hard (MC > 0)
+    scheme: str = "mmprm"
+    head: str = "token"                # token ([+, -] logits) | value (scalar head)
+    lr: float = 2e-6
+    epochs: float = 3.0
+    batch_size: int = 8                # per device
+    grad_accum: int = 1
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.05
+    max_grad_norm: float = 1.0
+    max_steps: int | None = None       # optimizer steps; overrides epochs
+    max_length: int = 4096             # longer examples are dropped, never cut
+    bucket: bool = True                # length bucketing
+    freeze_vision: bool = True
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    gradient_checkpointing: bool = False
+    eval_data: str | None = None
+    eval_samples: str | None = None
+    eval_problems: str | None = None
+    eval_every: int | None = None      # steps; the end of training is always evaluated
+    save_every: int = 200              # steps between resumable checkpoints
+    log_every: int = 10
+    seed: int = 0
+    num_threads: int | None = 1        # CPU threads (1 is fastest on shared cores)
+    dedupe: bool = True
+
+    def __post_init__(self) -> None:
+        get_scheme(self.scheme)
+        checks = {"labels": ("prefix", "local"), "loss": ("soft", "hard"), "head": ("token", "value")}
+        for key, allowed in checks.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
+        if self.batch_size < 1 or self.grad_accum < 1 or self.save_every < 1:
+            raise ValueError("batch_size, grad_accum and save_every must be positive")
+
+    @classmethod
+    def from_recipe(cls, path: str | Path | None, **overrides) -> PRMTrainConfig:
+        """Defaults, then the recipe's `train:` section, then explicit overrides (None = unset)."""
+        values: dict = {}
+        if path is not None:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            section = loaded.get("train", loaded)
+            unknown = set(section) - {f.name for f in fields(cls)}
+            if unknown:
+                raise ValueError(f"{path}: unknown train settings {sorted(unknown)}")
+            values.update(section)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class Example:
+    """An encoded training path (the formatter's row) with one target (or None) per step."""
+
+    input_ids: list[int]
+    positions: list[int]
+    images: list[str]
+    targets: list[float | None]
+
+
+def train_prm(base: str | Path | None, data: str | Path | None, out: str | Path, *, labels: str | None = None,
+              loss: str | None = None, lr: float | None = None, epochs: float | None = None,
+              batch_size: int | None = None, warmup_ratio: float | None = None, weight_decay: float | None = None,
+              scheme: str | None = None, head: str | None = None, eval_data: str | Path | None = None,
+              seed: int | None = None, max_steps: int | None = None, resume: bool = True,
+              recipe: str | Path | None = None, **options) -> dict:
+    """Train a PRM from `base` (a local VLM or causal LM) and save it to `out`; returns the log.
+
+    `data` is a paths.jsonl; or pass `samples=` and `problems=` instead. Other
+    `PRMTrainConfig` fields go in `options`; `recipe` is a YAML of overrides.
+    """
+    given = dict(base=base, data=data, labels=labels, loss=loss, lr=lr, epochs=epochs, batch_size=batch_size,
+                 warmup_ratio=warmup_ratio, weight_decay=weight_decay, scheme=scheme, head=head,
+                 eval_data=eval_data, seed=seed, max_steps=max_steps, **options)
+    cfg = PRMTrainConfig.from_recipe(recipe, **{k: str(v) if isinstance(v, Path) else v for k, v in given.items()})
+    if not cfg.base:
+        raise ValueError("no base model: give base (a local checkpoint folder)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    finished = _finished(out, cfg)
+    if resume and finished is not None:
+        print(f"{out} already holds a PRM trained with these settings")
+        return finished
+    if not resume:
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    elif _latest_checkpoint(out) is not None and _saved_config(out) != asdict(cfg):
+        raise ValueError(f"{out} holds a killed run with other settings; delete {out / CHECKPOINTS} to start afresh")
+    threads = torch.get_num_threads()
+    if cfg.num_threads and not torch.cuda.is_available():
+        torch.set_num_threads(cfg.num_threads)
+    try:
+        return _train(cfg, out)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: PRMTrainConfig, out: Path) -> dict:
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
+    if acc.is_main_process:
+        print("prm training config:", json.dumps(asdict(cfg)))
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    set_seed(cfg.seed)
+    scheme = get_scheme(cfg.scheme)
+    backbone, processor = load_backbone(cfg.base)
+    model = build_prm(backbone, processor, scheme, cfg.head, vision_frozen=cfg.freeze_vision)
+    if cfg.gradient_checkpointing:
+        model.backbone.gradient_checkpointing_enable()
+    if cfg.lora:
+        model.backbone = apply_lora(model.backbone, r=cfg.lora_r, alpha=cfg.lora_alpha)
+    train_set, dropped = _examples(cfg, processor, cfg.data, cfg.samples, cfg.problems)
+    eval_set, _ = _examples(cfg, processor, cfg.eval_data, cfg.eval_samples, cfg.eval_problems)
+    if not train_set:
+        raise ValueError("no training examples (every path was empty, unlabelled or too long)")
+
+    per_step = acc.num_processes * cfg.grad_accum
+    plan = batch_plan([len(e.input_ids) for e in train_set], cfg.batch_size, seed=cfg.seed, epochs=cfg.epochs,
+                      total=None if cfg.max_steps is None else cfg.max_steps * per_step, bucket=cfg.bucket)
+    total_steps = math.ceil(len(plan) / per_step)
+    loader = torch.utils.data.DataLoader(train_set, batch_sampler=plan,
+                                         collate_fn=partial(collate_examples, processor=processor))
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    rest = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+    warmup = max(1, round(cfg.warmup_ratio * total_steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(_cosine, warmup=warmup, total=total_steps))
+    if acc.state.deepspeed_plugin is not None:
+        acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
+    model, opt, loader = acc.prepare(model, opt, loader)
+    acc.register_for_checkpointing(sched)
+
+    log = {"config": asdict(cfg), "examples": len(train_set), "eval_examples": len(eval_set),
+           "dropped_too_long": dropped, "steps": total_steps, "losses": [], "evals": []}
+    step, tokens, padded, seconds, window = 0, 0, 0, 0.0, []
+    ckpt = _latest_checkpoint(out)
+    if ckpt is not None:
+        acc.load_state(str(ckpt))
+        saved = json.loads((ckpt / STATE).read_text())
+        step, log, window, seconds = saved["step"], saved["log"], saved["window"], saved["seconds"]
+        if acc.is_main_process:  # the counts are totals over processes
+            tokens, padded = saved["tokens"], saved["padded"]
+        loader = acc.skip_first_batches(loader, step * cfg.grad_accum)
+        print(f"resuming {out} from step {step}")
+    model.train()
+    t0 = time.time()
+    bar = tqdm(total=total_steps, initial=step, desc="prm train", unit="step", disable=not acc.is_main_process)
+    for batch in loader:
+        targets, supervised = batch.pop("targets"), batch.pop("supervised")
+        tokens += int(batch["attention_mask"].sum())
+        padded += batch["attention_mask"].numel()
+        with acc.accumulate(model):
+            loss = step_loss(model(**batch), targets, supervised, cfg.loss)
+            acc.backward(loss)
+            if acc.sync_gradients and cfg.max_grad_norm:
+                acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        window.append(loss.item())
+        if not acc.sync_gradients:
+            continue
+        sched.step()
+        step += 1
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == total_steps:
+            mean = _reduce(acc, sum(window) / len(window), "mean")
+            log["losses"].append({"step": step, "loss": mean, "lr": sched.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{log['losses'][-1]['loss']:.4f}")
+            window = []
+        if eval_set and (step == total_steps or (cfg.eval_every and step % cfg.eval_every == 0)):
+            log["evals"].append({"step": step, **evaluate(model, eval_set, processor, cfg)})
+            if acc.is_main_process:
+                tqdm.write(f"step {step}: " + json.dumps(log["evals"][-1]))
+            model.train()
+        if step % cfg.save_every == 0 and step < total_steps:
+            _checkpoint(acc, out, {"step": step, "log": log, "seconds": seconds + time.time() - t0,
+                                   "window": _reduce(acc, window, "mean"), "tokens": _reduce(acc, tokens, "sum"),
+                                   "padded": _reduce(acc, padded, "sum")})
+        if step >= total_steps:
+            break
+    bar.close()
+    seconds += time.time() - t0
+    tokens, padded = _reduce(acc, tokens, "sum"), _reduce(acc, padded, "sum")
+    log.update(time_s=round(seconds, 1), tokens=tokens, padding=round(1 - tokens / max(1, padded), 4),
+               tokens_per_s=round(tokens / max(seconds, 1e-9), 1), final_loss=log["losses"][-1]["loss"],
+               finished=True)
+    acc.wait_for_everyone()
+    state = acc.get_state_dict(model)
+    if acc.is_main_process:
+        save_prm(acc.unwrap_model(model), processor, scheme, out, state_dict=state)
+        (out / "train_log.json").write_text(json.dumps(log, indent=2) + "\n")
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+        print(f"trained {total_steps} steps in {log['time_s']} s ({log['tokens_per_s']:.0f} tokens/s, "
+              f"{log['padding']:.1%} padding): loss {log['final_loss']:.4f}; saved to {out}")
+    return log
+
+
+def _examples(cfg: PRMTrainConfig, processor, data, samples, problems) -> tuple[list[Example], int]:
+    if data is None and samples is None:
+        return [], 0
+    paths = load_labelled(data, samples=samples, problems=problems, labels=cfg.labels, dedupe=cfg.dedupe)
+    return encode_examples(paths, get_scheme(cfg.scheme), processor, max_length=cfg.max_length)
+
+
+def encode_examples(paths: list[LabelledPath], scheme, processor, *, max_length: int | None = None
+                    ) -> tuple[list[Example], int]:
+    """Encode labelled paths with the scheme's formatter; returns (examples, number dropped as too long)."""
+    out, dropped, images = [], 0, {}
+    for p in tqdm(paths, desc="encode", unit="path", disable=len(paths) < 2000):
+        enc = encode(scheme, processor, p.problem, p.steps, images)
+        if len(images) > 64:
+            images.clear()
+        if max_length is not None and len(enc.input_ids) > max_length:
+            dropped += 1
+            continue
+        out.append(Example(enc.input_ids, enc.positions, enc.images, list(p.targets)))
+    return out, dropped
+
+
+def collate_examples(examples: list[Example], processor, padding_side: str = "right") -> dict:
+    """The training path's batch: the scoring collate plus targets at the step positions."""
+    batch = collate(examples, processor, padding_side=padding_side)
+    flat = [t for e in examples for t in e.targets]
+    batch["targets"] = torch.tensor([0.0 if t is None else t for t in flat], dtype=torch.float32)
+    batch["supervised"] = torch.tensor([t is not None for t in flat], dtype=torch.bool)
+    return batch
+
+
+def step_loss(logits: torch.Tensor, targets: torch.Tensor, supervised: torch.Tensor, kind: str) -> torch.Tensor:
+    """BCE at supervised step positions: against the soft label, or against label > 0."""
+    target = targets if kind == "soft" else (targets > 0).float()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (loss * supervised).sum() / supervised.sum().clamp(min=1)
+
+
+@torch.no_grad()
+def evaluate(model, examples: list[Example], processor, cfg: PRMTrainConfig) -> dict:
+    """Step-level loss, accuracy at 0.5 and AUROC (a step is right when its label is >= 0.5).
+    Every process runs the whole set, as sharded models (ZeRO-3, FSDP) need."""
+    model.eval()
+    device = next(model.parameters()).device
+    logits, targets = [], []
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    for start in range(0, len(order), cfg.batch_size):
+        batch = collate_examples([examples[i] for i in order[start : start + cfg.batch_size]], processor)
+        t, keep = batch.pop("targets"), batch.pop("supervised")
+        out = model(**{k: v.to(device) for k, v in batch.items()}).float().cpu()
+        logits.append(out[keep])
+        targets.append(t[keep])
+    x, y = torch.cat(logits), torch.cat(targets)
+    loss = step_loss(x, y, torch.ones_like(y, dtype=torch.bool), cfg.loss).item()
+    right = (y >= 0.5).tolist()
+    probs = torch.sigmoid(x).tolist()
+    acc = sum((p >= 0.5) == r for p, r in zip(probs, right)) / max(1, len(right))
+    return {"loss": round(loss, 5), "accuracy": round(acc, 5), "auroc": auroc(probs, right), "steps": len(right)}
+
+
+def batch_plan(lengths: list[int], batch_size: int, *, seed: int, epochs: float, total: int | None = None,
+               bucket: bool = True) -> list[list[int]]:
+    """Batches of example indices for the whole run: reshuffled each epoch; with `bucket`,
+    each window of 64 batches is sorted by length before it is cut, and the batches shuffled."""
+    n = len(lengths)
+    per_epoch = math.ceil(n / batch_size)
+    total = total if total is not None else max(1, math.ceil(epochs * per_epoch))
+    plan: list[list[int]] = []
+    epoch = 0
+    while len(plan) < total:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        perm = torch.randperm(n, generator=g).tolist()
+        if bucket:
+            window = batch_size * 64
+            chunks = [sorted(perm[i : i + window], key=lengths.__getitem__) for i in range(0, n, window)]
+            batches = [c[j : j + batch_size] for c in chunks for j in range(0, len(c), batch_size)]
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        else:
+            batches = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+        plan += batches
+        epoch += 1
+    return plan[:total]
+
+
+def _cosine(step: int, *, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def _reduce(acc, value, how: str):
+    """A number (or list) combined over processes; every process must call it."""
+    out = acc.reduce(torch.tensor(value, dtype=torch.float64, device=acc.device), how).tolist()
+    return int(out) if isinstance(value, int) else out
+
+
+def _checkpoint(acc, out: Path, state: dict) -> None:
+    """Accelerate state (safetensors weights, optimizer, schedule, RNG) to checkpoints/step-N;
+    `trainer_state.json` (step, log, counters), written last, marks it complete; older ones are removed."""
+    path = out / CHECKPOINTS / f"step-{state['step']:07d}"
+    acc.save_state(str(path))
+    if acc.is_main_process:
+        (path / STATE).write_text(json.dumps(state) + "\n")
+        for old in (out / CHECKPOINTS).glob("step-*"):
+            if old != path:
+                shutil.rmtree(old, ignore_errors=True)
+    acc.wait_for_everyone()
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    done = sorted(p for p in (out / CHECKPOINTS).glob("step-*") if (p / STATE).is_file())
+    return done[-1] if done else None
+
+
+def _saved_config(out: Path) -> dict | None:
+    path = out / "train_config.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _finished(out: Path, cfg: PRMTrainConfig) -> dict | None:
+    path = out / "train_log.json"
+    if not path.is_file():
+        return None
+    log = json.loads(path.read_text())
+    return log if log.get("finished") and log.get("config") == asdict(cfg) else None

@@ -1,0 +1,50 @@
+"""Ranking metrics: AUROC with ties, within-problem AUROC, pooled step AUROC."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmprm.prm.metrics import aggregate, auroc, step_auroc, within_problem_auroc
+
+
+def test_auroc_counts_ties_as_half():
+    assert auroc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == 0.75
+    assert auroc([0.5, 0.5], [True, False]) == 0.5
+    assert auroc([0.1, 0.2], [True, True]) is None
+
+
+def test_within_problem_auroc_averages_problems_with_both_classes():
+    ids = ["a", "a", "a", "b", "b", "c"]
+    scores = [[0.9, 0.8], [0.9, 0.1], [0.7], [0.2], [0.6], [0.5]]
+    correct = [True, False, True, True, False, True]
+    # a: min scores 0.8, 0.1, 0.7 -> 1.0; b: 0.2 vs 0.6 -> 0.0; c has one class
+    assert within_problem_auroc(ids, scores, correct) == (0.5, 2)
+    # last-step aggregation: a: 0.8, 0.1, 0.7 -> 1.0 as well
+    assert within_problem_auroc(ids, scores, correct, how="last") == (0.5, 2)
+
+
+def test_step_auroc_skips_undecided_steps():
+    assert step_auroc([[0.9, 0.1], [0.8, 0.7]], [[True, False], [None, True]]) == 1.0
+    with pytest.raises(ValueError):
+        step_auroc([[0.9]], [[True, False]])
+
+
+def test_aggregations():
+    assert [aggregate([0.5, 0.8], h) for h in ("min", "last", "mean", "prod")] == [0.5, 0.8, 0.65, 0.4]
+    assert aggregate([], "min") == 0.0
+
+
+def test_scored_file_summary(synth, tmp_path):
+    import json
+
+    from mmprm.prm.metrics import scored_summary
+
+    rows = [json.loads(line) for line in (synth / "test" / "samples.jsonl").read_text().splitlines()][:40]
+    for r in rows:  # a perfect scorer: 1 for the reference, 0 on corrupted steps
+        r["step_scores"] = [1.0 if r["correct"] else 0.0] * len(r["steps"])
+    path = tmp_path / "scored.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = scored_summary(path, synth / "test" / "problems.jsonl")
+    assert summary["solutions"] == 40 and summary["problems_ranked"] == 10
+    assert summary["within_problem_auroc_min"] == 1.0
+    assert 0.5 < summary["step_auroc_local"] < 1.0  # right steps of corrupted solutions score 0 too
