@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from mmprm.recipes import from_recipe
 
 
 @dataclass
@@ -37,15 +37,5 @@ class AnnotateConfig:
 
     @classmethod
     def from_recipe(cls, path: str | Path | None, **overrides) -> AnnotateConfig:
-        """Defaults, then the recipe's values, then explicit overrides (None = unset)."""
-        values: dict = {}
-        if path is not None:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-            section = loaded.get("annotate", loaded)
-            known = {f.name for f in fields(cls)}
-            unknown = set(section) - known
-            if unknown:
-                raise ValueError(f"{path}: unknown annotate settings {sorted(unknown)}")
-            values.update(section)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        """Defaults, then the recipe's `annotate:` section, then explicit overrides (None = unset)."""
+        return from_recipe(cls, path, "annotate", **overrides)

@@ -16,18 +16,18 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
 import torch
-import yaml
 from tqdm import tqdm
 
 from mmprm.prm.formats import collate, encode, get_scheme
 from mmprm.prm.labels import LabelledPath, load_labelled
 from mmprm.prm.metrics import auroc
 from mmprm.prm.model import apply_lora, build_prm, load_backbone, save_prm
+from mmprm.recipes import from_recipe
 
 CHECKPOINTS = "checkpoints"
 STATE = "trainer_state.json"
@@ -82,16 +82,7 @@ class PRMTrainConfig:
     @classmethod
     def from_recipe(cls, path: str | Path | None, **overrides) -> PRMTrainConfig:
         """Defaults, then the recipe's `train:` section, then explicit overrides (None = unset)."""
-        values: dict = {}
-        if path is not None:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-            section = loaded.get("train", loaded)
-            unknown = set(section) - {f.name for f in fields(cls)}
-            if unknown:
-                raise ValueError(f"{path}: unknown train settings {sorted(unknown)}")
-            values.update(section)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        return from_recipe(cls, path, "train", **overrides)
 
 
 @dataclass
