@@ -45,6 +45,10 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     from mmprm.prm.score import StepPRM, score_file
     from mmprm.prm.train import train_prm
 
+    import torch
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(1)  # on 2 shared cores one thread is several times faster
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "demo_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
