@@ -1,10 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: synthetic problems, the tiny policy,
-# sampled and graded solutions. Sets up .venv on first use.
+# The main job on the embedded default: the whole MM-PRM pipeline on synthetic
+# problems with the tiny models (at most ~10 minutes on 2 cores). Sets up
+# .venv on first use. Extra arguments go to `mmprm demo` (--quick, --full, --out DIR).
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-OUT="${1:-runs/demo}"
-mkdir -p "$OUT"
-mmprm synth --n 64 --seed 1 --split test --out "$OUT/test"
-mmprm generate --policy "hf:assets/tiny-policy-weak" --data "$OUT/test/problems.jsonl" --n 8 \
-    --temperature 1.0 --out "$OUT/samples.jsonl"
-echo "samples in $OUT/samples.jsonl" >&2
+exec mmprm demo "$@"

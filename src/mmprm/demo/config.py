@@ -15,9 +15,9 @@ ASSETS = "assets"
 @dataclass
 class DemoConfig:
     variant: str = "default"
-    families: list[str] = field(default_factory=lambda: ["bars"])
-    min_steps: int = 2
-    max_steps: int = 4
+    families: list[str] = field(default_factory=lambda: ["bartotal"])  # what the tiny policy was trained on
+    min_steps: int = 3
+    max_steps: int = 3
     weak_policy: str = f"{ASSETS}/tiny-policy-weak"      # samples and annotates
     strong_policy: str = f"{ASSETS}/tiny-policy-strong"  # the PRMs start from it; the likelihood baseline
     # annotation (OmegaPRM with the weak policy)

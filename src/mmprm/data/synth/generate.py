@@ -14,14 +14,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mmprm.data.synth import bars, counting, geometry, numberline
+from mmprm.data.synth import bars, bartotal, counting, geometry, numberline
 from mmprm.data.synth.common import Candidate
 from mmprm.data.synth.render import Canvas
 from mmprm.io import write_jsonl
 from mmprm.steps import render_steps
 from mmprm.types import Problem
 
-FAMILIES = {m.NAME: m for m in (bars, geometry, counting, numberline)}
+FAMILIES = {m.NAME: m for m in (bars, geometry, counting, numberline, bartotal)}
 SPLITS = ("train", "test")
 TEST_SHARE = 5  # one content hash in 5 belongs to test
 STEP_RANGE = (2, 8)
