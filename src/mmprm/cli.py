@@ -69,8 +69,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_policy_train(args: argparse.Namespace) -> int:
     from mmprm.policy.train import train_policy
 
+    save_at = [int(s) for s in args.save_at.split(",")] if args.save_at else []
     result = train_policy(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                          seed=args.seed, eval_data=args.eval_data)
+                          seed=args.seed, eval_data=args.eval_data, save_at=save_at)
+    result = {k: v for k, v in result.items() if k not in ("losses", "config")}
     print(json.dumps(result, indent=2), file=sys.stderr)
     return 0
 
@@ -294,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-data", help="held-out problems for greedy accuracy")
+    p.add_argument("--save-at", help="comma-separated steps to keep checkpoint-STEP/ (e.g. a weak policy)")
     p.set_defaults(func=cmd_policy_train)
 
     p = sub.add_parser("generate", help="sample N graded solutions per problem")

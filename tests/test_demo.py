@@ -1,0 +1,32 @@
+"""The README's main command, in its quick variant, end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(not (ROOT / "assets" / "tiny-policy-weak").is_dir(), reason="committed tiny policies missing")
+def test_quick_demo_produces_the_report_and_resumes(tmp_path):
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "mmprm.cli", "demo", "--quick", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((out / "report" / "report.json").read_text())
+    methods = report["methods"]
+    for name in ("random", "majority", "pass@k", "prm-prefix bon_min", "prm-local bon_min",
+                 "likelihood bon_min", "prm-local weighted_min"):
+        assert name in methods and "1" in methods[name], name
+    assert methods["pass@k"]["4"] >= methods["random"]["4"]
+    assert report["beam_search"]["problems"] > 0
+    assert (out / "report" / "accuracy.png").stat().st_size > 5000
+    page = (out / "report" / "index.html").read_text()
+    assert page.count('class="problem"') == 6 and "OmegaPRM annotation tree" in page
+    # a rerun resumes: every stage finds its output and nothing is redone
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0
+    assert "0 already done" not in again.stdout and "already holds a PRM" in again.stdout
