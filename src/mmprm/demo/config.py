@@ -21,12 +21,12 @@ class DemoConfig:
     weak_policy: str = f"{ASSETS}/tiny-policy-weak"      # samples and annotates
     strong_policy: str = f"{ASSETS}/tiny-policy-strong"  # the PRMs start from it; the likelihood baseline
     # annotation (OmegaPRM with the weak policy)
-    annotate_problems: int = 160
+    annotate_problems: int = 400
     k: int = 8
-    searches: int = 8
-    rollout_budget: int = 160
+    searches: int = 6
+    rollout_budget: int = 120
     # PRM training (both label types, same paths, same settings)
-    prm_steps: int = 300
+    prm_steps: int = 600
     prm_lr: float = 5e-4
     prm_batch: int = 16
     # held-out evaluation
@@ -46,8 +46,8 @@ VARIANTS = {
     "quick": dict(annotate_problems=12, k=4, searches=3, rollout_budget=40, prm_steps=20, test_problems=24,
                   samples=4, n_values=[1, 2, 4], beam_problems=6, beam_n=4, beam_width=2),
     "default": {},
-    "full": dict(annotate_problems=1000, k=8, searches=16, rollout_budget=320, prm_steps=1500,
-                 test_problems=400, samples=16, n_values=[1, 2, 4, 8, 16], beam_problems=200, beam_n=16,
+    "full": dict(annotate_problems=2000, k=8, searches=8, rollout_budget=160, prm_steps=2000,
+                 test_problems=500, samples=16, n_values=[1, 2, 4, 8, 16], beam_problems=300, beam_n=16,
                  beam_width=4),
 }
 
