@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
-from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM, Qwen2VLForConditionalGeneration
+from transformers import (
+    GenerationConfig,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen2VLForConditionalGeneration,
+)
 
 from mmprm.policy.base import Request, SamplingParams
 from mmprm.policy.hf import HFPolicy
@@ -161,7 +167,7 @@ def test_greedy_with_n_returns_n_copies(vlm, images):
 
 
 def test_image_paths_data_uris_and_openai_parts_give_the_same_output(vlm, images):
-    uri = "data:image/png;base64," + base64.b64encode(open(images[1], "rb").read()).decode()
+    uri = "data:image/png;base64," + base64.b64encode(Path(images[1]).read_bytes()).decode()
     params = SamplingParams(temperature=0, max_tokens=12)
 
     def chat(part):

@@ -17,8 +17,10 @@ from mmprm.types import Problem
 
 CORPUS = [
     "user\nIn the bar chart, what is A + B - 3?",
-    "assistant\n<step>bar A is 7</step>\n<step>bar B is 12</step>\n<step>7 + 12 = 19</step>\n"
-    "<step>19 - 3 = 16</step>\n<answer>16</answer>",
+    (
+        "assistant\n<step>bar A is 7</step>\n<step>bar B is 12</step>\n<step>7 + 12 = 19</step>\n"
+        "<step>19 - 3 = 16</step>\n<answer>16</answer>"
+    ),
 ]
 
 
@@ -60,7 +62,9 @@ def test_prompt_and_completion_tokenize_the_same_apart_and_together(tok):
     target = CORPUS[1].removeprefix("assistant\n")
     full = tok.apply_chat_template([*messages, {"role": "assistant", "content": target}], tokenize=False)
     assert full == prompt + target + "<|im_end|>\n"
-    enc = lambda s: tok.encode(s, add_special_tokens=False)  # noqa: E731
+    def enc(text: str) -> list[int]:
+        return tok.encode(text, add_special_tokens=False)
+
     assert enc(full) == enc(prompt) + enc(target + "<|im_end|>") + enc("\n")
 
 

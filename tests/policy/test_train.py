@@ -53,7 +53,7 @@ def test_loss_is_only_on_the_assistant_tokens(data):
 
 
 def test_a_killed_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
-    kwargs = dict(steps=6, batch_size=4, save_every=3, seed=1)
+    kwargs = {"steps": 6, "batch_size": 4, "save_every": 3, "seed": 1}
     train_policy(data / "train", tmp_path / "whole", **kwargs)
 
     real_collate, calls = train_mod._collate, []
@@ -71,7 +71,7 @@ def test_a_killed_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "_collate", real_collate)
     log = train_policy(data / "train", tmp_path / "killed", **kwargs)
     assert [e["step"] for e in log["losses"]] == [6]
-    assert not (tmp_path / "killed" / train_mod.STATE_FILE).exists()
+    assert not (tmp_path / "killed" / train_mod.STATE_FILE).exists() and not (tmp_path / "killed" / "last").exists()
     whole = load_file(tmp_path / "whole" / "model.safetensors")
     resumed = load_file(tmp_path / "killed" / "model.safetensors")
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -162,6 +162,7 @@ def _train(cfg: TrainConfig, out: Path) -> dict:
     log["final_loss"] = log["losses"][-1]["loss"]
     (out / "train_log.json").write_text(json.dumps(log, indent=2) + "\n")
     (out / STATE_FILE).unlink(missing_ok=True)
+    shutil.rmtree(out / "last", ignore_errors=True)  # the resume copy; the final model is in `out`
     evals = f", greedy accuracy {log['evals'][-1]['greedy_accuracy']:.3f}" if log["evals"] else ""
     print(f"trained {cfg.steps - start} steps in {log['time_s']} s: loss {log['final_loss']:.3f}{evals}; saved to {out}")
     return log
@@ -259,11 +260,14 @@ class _Order:
 
     def __init__(self, n: int, batch_size: int, seed: int):
         self.n, self.batch_size, self.seed = n, batch_size, seed
+        self._perms: dict[int, list[int]] = {}
 
-    @lru_cache(maxsize=4)
     def _epoch(self, epoch: int) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(self.n, generator=g).tolist()
+        if epoch not in self._perms:
+            self._perms = {k: v for k, v in self._perms.items() if k >= epoch - 1}  # positions only grow
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perms[epoch] = torch.randperm(self.n, generator=g).tolist()
+        return self._perms[epoch]
 
     def batch(self, step: int) -> list[int]:
         first = step * self.batch_size

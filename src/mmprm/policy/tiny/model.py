@@ -14,10 +14,22 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from transformers import GenerationConfig, Qwen2VLConfig, Qwen2VLForConditionalGeneration
+from transformers import (
+    GenerationConfig,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+)
 
 from mmprm.policy.tiny.processor import ImageOnlyQwen2VLProcessor, tiny_image_processor
-from mmprm.policy.tiny.tokenizer import IM_END, IMAGE_PAD, PAD, VIDEO_PAD, VISION_END, VISION_START, train_tokenizer
+from mmprm.policy.tiny.tokenizer import (
+    IM_END,
+    IMAGE_PAD,
+    PAD,
+    VIDEO_PAD,
+    VISION_END,
+    VISION_START,
+    train_tokenizer,
+)
 
 
 def tiny_config(
@@ -38,29 +50,29 @@ def tiny_config(
     mrope = [t, h, head_dim // 2 - t - h]
     ids = tokenizer.convert_tokens_to_ids
     vocab = -(-len(tokenizer) // 64) * 64  # a multiple of 64, past the tokenizer
-    text = dict(
-        vocab_size=vocab,
-        hidden_size=hidden_size,
-        intermediate_size=4 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=max(1, num_heads // 2),
-        max_position_embeddings=4096,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-        bos_token_id=ids(PAD),
-        eos_token_id=ids(IM_END),
-        pad_token_id=ids(PAD),
-    )
-    vision = dict(
-        depth=vision_depth,
-        embed_dim=vision_width,
-        hidden_size=hidden_size,
-        num_heads=4,
-        mlp_ratio=4,
-        patch_size=14,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-    )
+    text = {
+        "vocab_size": vocab,
+        "hidden_size": hidden_size,
+        "intermediate_size": 4 * hidden_size,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": num_heads,
+        "num_key_value_heads": max(1, num_heads // 2),
+        "max_position_embeddings": 4096,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
+        "bos_token_id": ids(PAD),
+        "eos_token_id": ids(IM_END),
+        "pad_token_id": ids(PAD),
+    }
+    vision = {
+        "depth": vision_depth,
+        "embed_dim": vision_width,
+        "hidden_size": hidden_size,
+        "num_heads": 4,
+        "mlp_ratio": 4,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    }
     return Qwen2VLConfig(
         text_config=text,
         vision_config=vision,

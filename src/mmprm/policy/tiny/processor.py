@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from transformers import AutoTokenizer
-from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+    Qwen2VLImageProcessorPil,
+)
 from transformers.models.qwen2_vl.processing_qwen2_vl import Qwen2VLProcessor
 
 # The tiny policy sees 112x112 images: (112/14)^2 patches, merged 2x2 into 16 tokens.
