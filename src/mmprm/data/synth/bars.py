@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from mmprm.data.synth.common import Candidate, expression, terms_wanted
+from mmprm.data.synth.common import Candidate, expression_candidate, terms_wanted
 from mmprm.data.synth.render import BLACK, Canvas
 
 NAME = "bars"
@@ -21,19 +21,8 @@ def build(rng: random.Random, n_steps: int) -> Candidate | None:
     k = rng.randint(max(3, terms_wanted(n_steps)), 6)
     letters = "ABCDEF"[:k]
     heights = [rng.randint(1, 12) for _ in letters]
-    terms = [(c, f"bar {c}", h) for c, h in zip(letters, heights)]
-    made = expression(rng, terms, n_steps)
-    if made is None:
-        return None
-    expr, steps = made
-    return Candidate(
-        family=NAME,
-        task="expression",
-        question=f"In the bar chart, what is {expr}?",
-        objects={f"bar {c}": h for c, h in zip(letters, heights)},
-        steps=steps,
-        figure={"heights": heights},
-    )
+    return expression_candidate(rng, NAME, "In the bar chart, what is {expr}?", "bar", letters, heights,
+                                n_steps, {"heights": heights})
 
 
 def draw(c: Candidate, rng: random.Random, canvas: Canvas) -> None:

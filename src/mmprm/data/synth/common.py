@@ -104,6 +104,19 @@ def expression(
     return None
 
 
+def expression_candidate(rng: random.Random, family: str, question: str, noun: str, letters: str,
+                         values: list[int], n_steps: int, figure: dict) -> Candidate | None:
+    """A candidate asking for an expression over lettered figure objects
+    ("bar A", "point C"); `question` holds `{expr}`. None when no expression fits."""
+    terms = [(c, f"{noun} {c}", v) for c, v in zip(letters, values)]
+    made = expression(rng, terms, n_steps)
+    if made is None:
+        return None
+    expr, steps = made
+    return Candidate(family=family, task="expression", question=question.format(expr=expr),
+                     objects={f"{noun} {c}": v for c, v in zip(letters, values)}, steps=steps, figure=figure)
+
+
 def terms_wanted(n_steps: int) -> int:
     """How many figure terms an n-step expression uses when the figure has that many objects."""
     return (n_steps + 1) // 2

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from mmprm.data.synth.common import Candidate, expression, terms_wanted
+from mmprm.data.synth.common import Candidate, expression_candidate, terms_wanted
 from mmprm.data.synth.render import BLACK, Canvas
 
 NAME = "numberline"
@@ -27,19 +27,8 @@ def build(rng: random.Random, n_steps: int) -> Candidate | None:
         if all(abs(x - p) >= MIN_GAP for p in positions):
             positions.append(x)
     letters = "ABCD"[: len(positions)]
-    terms = [(c, f"point {c}", x) for c, x in zip(letters, positions)]
-    made = expression(rng, terms, n_steps)
-    if made is None:
-        return None
-    expr, steps = made
-    return Candidate(
-        family=NAME,
-        task="expression",
-        question=f"On the number line, what is {expr}?",
-        objects={f"point {c}": x for c, x in zip(letters, positions)},
-        steps=steps,
-        figure={"positions": positions},
-    )
+    return expression_candidate(rng, NAME, "On the number line, what is {expr}?", "point", letters, positions,
+                                n_steps, {"positions": positions})
 
 
 def draw(c: Candidate, rng: random.Random, canvas: Canvas) -> None:
