@@ -6,7 +6,7 @@ from mmprm.annotate.config import AnnotateConfig
 from mmprm.annotate.mc import per_step_mc
 from mmprm.annotate.omegaprm import omegaprm
 from mmprm.policy.simulated import SimulatedPolicy, true_first_error
-from mmprm.annotate.tree import Tree, filter_paths, to_paths
+from mmprm.annotate.tree import Rollout, Tree, filter_paths, rollout_paths, to_paths
 from mmprm.grading import RuleGrader
 from mmprm.policy.base import Request, SamplingParams
 from mmprm.types import Problem
@@ -39,6 +39,21 @@ def test_binary_search_finds_the_true_first_error():
         if path.labels[-1] == 0.0:
             assert true_first_error(path.steps) == len(path.steps) - 1
             assert all(v > 0 for v in path.labels[:-1])
+
+
+def test_rollout_paths_are_the_sampled_solutions_with_exact_last_labels():
+    cfg = AnnotateConfig(k=16, max_searches=30, paths="rollouts")
+    tree, paths = drive(omegaprm(PROBLEM, GRADER, cfg), SimulatedPolicy(error=0.08))
+    sampled = {tuple(s.steps + r.steps) for s in tree.states for r in s.rollouts if len(s.steps + r.steps) >= 2}
+    assert {tuple(p.steps) for p in paths} == sampled
+    value: dict[tuple, float] = {}
+    for path in paths:  # a solution's value is its correctness; a prefix has one value in every path
+        assert path.labels[-1] == (1.0 if true_first_error(path.steps) is None else 0.0)
+        for j, v in enumerate(path.labels[:-1], 1):
+            assert value.setdefault(tuple(path.steps[:j]), v) == v
+    assert any(p.labels[-1] == 1.0 for p in paths) and any(p.labels[-1] == 0.0 for p in paths)
+    with pytest.raises(ValueError, match="paths must be one of"):
+        AnnotateConfig(paths="all")
 
 
 def test_budget_is_never_overshot_by_more_than_one_estimate():
@@ -82,6 +97,25 @@ def test_prefix_tree_reparents_and_paths_follow_it():
     root.mc, mid.mc, deep.mc = 0.5, 0.5, 0.0
     [path] = to_paths(tree, Problem("p", "q", "1"))
     assert path.steps == ["a", "b", "c"] and path.labels == [0.5, 0.0, 0.0]
+
+
+def test_rollout_paths_label_prefixes_with_the_pooled_mc_of_the_tree():
+    tree = Tree("p")
+    root = tree.insert([])
+    root.rollouts = [Rollout(["a", "b"], "1", True, 4), Rollout(["a", "c"], "2", False, 4),
+                     Rollout(["d", "e"], "3", False, 4), Rollout(["a", "b"], "1", True, 4)]
+    mid = tree.insert(["a"])
+    mid.rollouts = [Rollout(["c"], "2", False, 2), Rollout(["f"], "1", True, 2)]
+    paths = rollout_paths(tree, Problem("p", "q", "1"))
+    by_steps = {tuple(p.steps): p for p in paths}
+    assert set(by_steps) == {("a", "b"), ("a", "c"), ("d", "e"), ("a", "f")}  # duplicates once
+    # prefix "a": 5 sampled solutions pass through it (3 from the root, 2 from the state), 3 right
+    assert by_steps[("a", "b")].labels == [0.6, 1.0]
+    assert by_steps[("a", "c")].labels == [0.6, 0.0]
+    assert by_steps[("d", "e")].labels == [0.0, 0.0]
+    assert by_steps[("a", "f")].meta["end"] == "positive" and by_steps[("a", "c")].meta["end"] == "negative"
+    tree.skipped = "root MC is 1"
+    assert rollout_paths(tree, Problem("p", "q", "1")) == []
 
 
 def test_filter_drops_short_and_duplicates_and_balances():

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from mmprm.recipes import from_recipe
 
+PATH_KINDS = ("traversal", "rollouts", "both")
+
 
 @dataclass
 class AnnotateConfig:
@@ -28,10 +30,13 @@ class AnnotateConfig:
     max_tokens: int = 512
     seed: int = 0
     min_path_steps: int = 2       # shorter training paths are dropped
+    paths: str = "traversal"      # omegaprm: traversal (MM-PRM's) | rollouts (every sampled solution) | both
 
     def __post_init__(self) -> None:
         if self.method not in ("omegaprm", "mc"):
             raise ValueError(f"method must be omegaprm or mc, got {self.method!r}")
+        if self.paths not in PATH_KINDS:
+            raise ValueError(f"paths must be one of {', '.join(PATH_KINDS)}, got {self.paths!r}")
         if self.k < 1 or self.max_searches < 0 or self.rollout_budget < self.k:
             raise ValueError("need k >= 1, max_searches >= 0 and rollout_budget >= k")
 

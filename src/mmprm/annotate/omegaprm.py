@@ -13,7 +13,7 @@ import math
 
 from mmprm.annotate.config import AnnotateConfig
 from mmprm.annotate.mc import Annotation, estimate
-from mmprm.annotate.tree import Rollout, State, Tree, filter_paths, to_paths
+from mmprm.annotate.tree import Rollout, State, Tree, filter_paths, rollout_paths, to_paths
 from mmprm.grading import Grader
 from mmprm.types import Problem
 
@@ -62,5 +62,7 @@ def omegaprm(problem: Problem, grader: Grader, cfg: AnnotateConfig) -> Annotatio
         end = tree.insert(state.steps + rollout.steps[:right])
         if end.mc is None:
             end.mc = 0.0
-    paths = filter_paths(to_paths(tree, problem), min_steps=cfg.min_path_steps)
-    return tree, paths
+    paths = to_paths(tree, problem) if cfg.paths in ("traversal", "both") else []
+    if cfg.paths in ("rollouts", "both"):
+        paths += rollout_paths(tree, problem)
+    return tree, filter_paths(paths, min_steps=cfg.min_path_steps)

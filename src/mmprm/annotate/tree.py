@@ -3,7 +3,8 @@
 A state is a solution prefix (a list of steps). States form a prefix tree:
 a state's parent is the longest other state whose steps begin it, so an edge
 carries one or more steps. Trees are saved one JSON per problem for
-inspection and turned into training paths by `to_paths`.
+inspection and turned into training paths by `to_paths` (MM-PRM's traversal)
+or `rollout_paths` (every complete solution the search sampled).
 """
 
 from __future__ import annotations
@@ -126,6 +127,38 @@ def to_paths(tree: Tree, problem: Problem) -> list[AnnotatedPath]:
             walk(tree.states[c], steps, labels)
 
     walk(tree.root, [], [])
+    return paths
+
+
+def rollout_paths(tree: Tree, problem: Problem) -> list[AnnotatedPath]:
+    """Every distinct complete solution the search sampled (a state's prefix plus
+    one of its rollouts), each step labelled with the MC value of the prefix
+    ending there, pooled over the whole tree: the share of all sampled
+    solutions passing through that prefix that reach the answer. Every rollout
+    through a prefix is a policy sample from it, so the pool is an MC estimate
+    with at least the state's own k samples where the prefix is a state; a
+    complete solution's value is exactly its correctness.
+
+    Why: MM-PRM's traversal ends every path at a first error and its positive
+    paths need a leaf state with MC > 0, which the binary search rarely leaves,
+    so on short solutions a PRM trained on it never sees the last step of a
+    right solution. The rollouts are already paid for."""
+    if tree.skipped or not tree.states:
+        return []
+    solutions = [(tuple(s.steps) + tuple(r.steps), r.correct) for s in tree.states for r in s.rollouts]
+    through: dict[tuple[str, ...], list[int]] = {}  # prefix -> [right, total]
+    for steps, correct in solutions:
+        for j in range(1, len(steps) + 1):
+            count = through.setdefault(steps[:j], [0, 0])
+            count[0] += correct
+            count[1] += 1
+    paths, seen = [], set()
+    for steps, correct in solutions:
+        if not steps or steps in seen:
+            continue
+        seen.add(steps)
+        labels = [through[steps[:j]][0] / through[steps[:j]][1] for j in range(1, len(steps))] + [float(correct)]
+        paths.append(AnnotatedPath.of(problem, list(steps), labels, end="positive" if correct else "negative"))
     return paths
 
 
