@@ -1,12 +1,26 @@
 """A tiny PRM learns: trained on local labels, it ranks correct solutions of held-out
-problems above incorrect ones (fixed seed, no policy: corrupted reference solutions)."""
+problems above incorrect ones (fixed seeds): on corrupted reference solutions, and on
+the committed tiny policy's own annotations and samples."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from mmprm.annotate.config import AnnotateConfig
+from mmprm.annotate.runner import annotate
+from mmprm.data import load_problems
+from mmprm.data.synth import generate_synthetic
+from mmprm.generate import generate
+from mmprm.grading import RuleGrader
 from mmprm.io import load_records
+from mmprm.policy.base import SamplingParams
+from mmprm.policy.hf import HFPolicy
 from mmprm.prm.labels import SyntheticJudge
 from mmprm.prm.load import load_prm
-from mmprm.prm.metrics import step_auroc, within_problem_auroc
+from mmprm.prm.metrics import scored_summary, step_auroc, within_problem_auroc
+from mmprm.prm.score import StepPRM, score_file
 from mmprm.prm.train import train_prm
 from mmprm.types import Solution
 
@@ -35,3 +49,39 @@ def test_tiny_prm_on_local_labels_ranks_correct_solutions_first(synth, base, tmp
     assert n == 60
     assert within > 0.65
     assert pooled > 0.65
+
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+
+
+@pytest.mark.skipif(not (ASSETS / "tiny-policy-weak").is_dir(), reason="committed tiny policies missing")
+def test_prm_trained_on_the_tiny_policys_annotations_ranks_its_held_out_samples(tmp_path):
+    """The pipeline's claim, end to end at a fixed seed: the weak tiny policy's OmegaPRM
+    annotation (rollout paths) -> a PRM from the strong checkpoint on local labels -> on
+    held-out problems it ranks the weak policy's right samples above its wrong ones."""
+    policy = HFPolicy(str(ASSETS / "tiny-policy-weak"), batch_size=64)
+    synth = dict(min_steps=3, max_steps=3, families=["bartotal"])
+    try:
+        generate_synthetic(400, 31, tmp_path / "train", split="train", **synth)
+        generate_synthetic(100, 32, tmp_path / "test", split="test", **synth)
+        train = load_problems(tmp_path / "train" / "problems.jsonl")
+        test = load_problems(tmp_path / "test" / "problems.jsonl")
+        cfg = AnnotateConfig(k=8, max_searches=6, rollout_budget=120, max_tokens=96, paths="rollouts")
+        stats = annotate(train, policy, RuleGrader(), tmp_path / "annotate", cfg, progress=False)
+        generate(test, policy, RuleGrader(), tmp_path / "samples.jsonl", progress=False,
+                 params=SamplingParams(n=8, temperature=1.0, max_tokens=96, seed=0))
+    finally:
+        policy.close()
+    assert stats["paths"] > 200
+    train_prm(str(ASSETS / "tiny-policy-strong"), tmp_path / "annotate" / "paths.jsonl", tmp_path / "prm",
+              labels="local", lr=2e-3, batch_size=16, max_steps=1000, seed=0, warmup_ratio=0.05, weight_decay=0.0)
+    prm = StepPRM.from_pretrained(tmp_path / "prm")
+    try:
+        score_file(prm, tmp_path / "test" / "problems.jsonl", tmp_path / "samples.jsonl", tmp_path / "scored.jsonl",
+                   progress=False)
+    finally:
+        prm.close()
+    summary = scored_summary(tmp_path / "scored.jsonl", tmp_path / "test" / "problems.jsonl")
+    print(stats["paths"], summary)
+    assert summary["problems_ranked"] >= 50
+    assert summary["within_problem_auroc_min"] > 0.7

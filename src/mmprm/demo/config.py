@@ -25,9 +25,10 @@ class DemoConfig:
     k: int = 8
     searches: int = 6
     rollout_budget: int = 120
+    paths: str = "rollouts"   # every sampled solution: the traversal alone never ends on a right answer here
     # PRM training (both label types, same paths, same settings)
-    prm_steps: int = 300
-    prm_lr: float = 1e-4      # low: the PRM starts from the strong policy and should keep what it knows
+    prm_steps: int = 1000
+    prm_lr: float = 2e-3      # at 1e-3 some seeds never leave the base-rate plateau (docs/results.md)
     prm_batch: int = 16
     # held-out evaluation
     test_problems: int = 300
@@ -46,7 +47,7 @@ VARIANTS = {
     "quick": dict(annotate_problems=12, k=4, searches=3, rollout_budget=40, prm_steps=20, test_problems=24,
                   samples=4, n_values=[1, 2, 4], beam_problems=6, beam_n=4, beam_width=2),
     "default": {},
-    "full": dict(annotate_problems=2000, k=8, searches=8, rollout_budget=160, prm_steps=1000,
+    "full": dict(annotate_problems=2000, k=8, searches=8, rollout_budget=160, prm_steps=2000,
                  test_problems=500, samples=16, n_values=[1, 2, 4, 8, 16], beam_problems=300, beam_n=16,
                  beam_width=4),
 }

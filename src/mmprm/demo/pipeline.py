@@ -70,7 +70,8 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     try:
         t = _stage(f"OmegaPRM annotation of {len(train)} problems (weak policy)")
         ann_cfg = AnnotateConfig(k=cfg.k, max_searches=cfg.searches, rollout_budget=cfg.rollout_budget,
-                                 temperature=cfg.temperature, max_tokens=96, seed=cfg.seed)
+                                 temperature=cfg.temperature, max_tokens=96, seed=cfg.seed,
+                                 paths=cfg.paths)
         stats = annotate(train, policy, grader, out / "annotate", ann_cfg, inflight=16)
         print("   " + json.dumps({k: stats[k] for k in ("annotated", "skipped", "paths", "labels", "rollouts")}))
         _done("annotation", t, timings)

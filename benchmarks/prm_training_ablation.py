@@ -1,0 +1,81 @@
+"""Which training paths and settings make a PRM rank its policy's samples?
+
+Rebuilds training paths from a finished demo's annotation trees (MM-PRM's
+traversal, or every sampled solution: rollout paths), trains one PRM from
+the demo's strong checkpoint, scores the demo's held-out samples and prints
+the within-problem AUROC (what selection needs) and the pooled step AUROC
+against the synthetic checker. The table in docs/results.md was made with it.
+
+Run by hand, after `bash scripts/demo.sh`:
+  .venv/bin/python benchmarks/prm_training_ablation.py --run runs/demo-default \\
+      --paths rollouts --labels local --steps 1000 --lr 2e-3 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from mmprm.annotate.tree import Tree, filter_paths, rollout_paths, to_paths
+from mmprm.data import load_problems
+from mmprm.io import rehome_images, write_jsonl
+from mmprm.prm.metrics import scored_summary
+from mmprm.prm.score import StepPRM, score_file
+from mmprm.prm.train import train_prm
+
+BUILDERS = {"traversal": to_paths, "rollouts": rollout_paths}
+
+
+def rebuild_paths(run: Path, kind: str, out: Path) -> int:
+    """The training paths of `kind` from run/annotate/trees, written to out/paths.jsonl."""
+    problems = {p.id: p for p in load_problems(run / "data" / "train" / "problems.jsonl")}
+    paths = []
+    for tree_file in sorted((run / "annotate" / "trees").glob("*.json")):
+        tree = Tree.from_dict(json.loads(tree_file.read_text()))
+        problem = problems[tree.problem_id]
+        built = filter_paths(BUILDERS[kind](tree, problem), min_steps=2)
+        for p in built:
+            p.images = rehome_images(p.images, out, out / "images", problem.id)
+        paths += built
+    write_jsonl(out / "paths.jsonl", paths)
+    return len(paths)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", default="runs/demo-default", help="a finished `mmprm demo` folder")
+    ap.add_argument("--paths", choices=sorted(BUILDERS), default="rollouts")
+    ap.add_argument("--labels", choices=["prefix", "local"], default="local")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    run = Path(args.run)
+    base = json.loads((run / "demo_config.json").read_text())["strong_policy"]
+    out = run / "ablation" / f"{args.paths}-{args.labels}-{args.steps}x{args.lr:g}-seed{args.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    n = rebuild_paths(run, args.paths, out)
+    log = train_prm(base, out / "paths.jsonl", out / "prm", labels=args.labels, lr=args.lr,
+                    batch_size=args.batch, max_steps=args.steps, seed=args.seed, warmup_ratio=0.05,
+                    weight_decay=0.0)
+    prm = StepPRM.from_pretrained(out / "prm")
+    try:
+        score_file(prm, run / "data" / "test" / "problems.jsonl", run / "samples.jsonl", out / "scored.jsonl")
+    finally:
+        prm.close()
+    summary = scored_summary(out / "scored.jsonl", run / "data" / "test" / "problems.jsonl")
+    result = {**vars(args), "training_paths": n, "final_loss": log.get("final_loss"), **summary,
+              "seconds": round(time.time() - start)}
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
