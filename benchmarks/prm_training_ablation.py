@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--run", default="runs/demo-default", help="a finished `mmprm demo` folder")
     ap.add_argument("--paths", choices=sorted(BUILDERS), default="rollouts")
     ap.add_argument("--labels", choices=["prefix", "local"], default="local")
+    ap.add_argument("--loss", choices=["soft", "hard"], default="soft", help="hard: MC > 0")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batch", type=int, default=16)
@@ -58,11 +59,11 @@ def main() -> None:
     torch.set_num_threads(1)
     run = Path(args.run)
     base = json.loads((run / "demo_config.json").read_text())["strong_policy"]
-    out = run / "ablation" / f"{args.paths}-{args.labels}-{args.steps}x{args.lr:g}-seed{args.seed}"
+    out = run / "ablation" / f"{args.paths}-{args.labels}-{args.loss}-{args.steps}x{args.lr:g}-seed{args.seed}"
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     n = rebuild_paths(run, args.paths, out)
-    log = train_prm(base, out / "paths.jsonl", out / "prm", labels=args.labels, lr=args.lr,
+    log = train_prm(base, out / "paths.jsonl", out / "prm", labels=args.labels, loss=args.loss, lr=args.lr,
                     batch_size=args.batch, max_steps=args.steps, seed=args.seed, warmup_ratio=0.05,
                     weight_decay=0.0)
     prm = StepPRM.from_pretrained(out / "prm")
