@@ -54,6 +54,8 @@ def test_rollout_paths_are_the_sampled_solutions_with_exact_last_labels():
     assert any(p.labels[-1] == 1.0 for p in paths) and any(p.labels[-1] == 0.0 for p in paths)
     with pytest.raises(ValueError, match="paths must be one of"):
         AnnotateConfig(paths="all")
+    with pytest.raises(ValueError, match="per-step MC"):
+        AnnotateConfig(method="mc", paths="rollouts")
 
 
 def test_budget_is_never_overshot_by_more_than_one_estimate():

@@ -37,6 +37,8 @@ class AnnotateConfig:
             raise ValueError(f"method must be omegaprm or mc, got {self.method!r}")
         if self.paths not in PATH_KINDS:
             raise ValueError(f"paths must be one of {', '.join(PATH_KINDS)}, got {self.paths!r}")
+        if self.method == "mc" and self.paths != "traversal":
+            raise ValueError("paths chooses OmegaPRM's training paths; per-step MC labels its own solutions")
         if self.k < 1 or self.max_searches < 0 or self.rollout_budget < self.k:
             raise ValueError("need k >= 1, max_searches >= 0 and rollout_budget >= k")
 
