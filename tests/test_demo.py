@@ -23,6 +23,10 @@ def test_quick_demo_produces_the_report_and_resumes(tmp_path):
         assert name in methods and "1" in methods[name], name
     assert methods["pass@k"]["4"] >= methods["random"]["4"]
     assert report["beam_search"]["problems"] > 0
+    for scorer in ("prm-prefix", "prm-local", "likelihood"):
+        auroc = report["ranking"][scorer]["within_problem_auroc_min"]
+        assert auroc is None or 0.0 <= auroc <= 1.0
+    assert "Within-problem AUROC" in (out / "report" / "report.md").read_text()
     assert (out / "report" / "accuracy.png").stat().st_size > 5000
     page = (out / "report" / "index.html").read_text()
     assert page.count('class="problem"') == 6 and "OmegaPRM annotation tree" in page

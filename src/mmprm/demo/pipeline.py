@@ -154,6 +154,8 @@ def build_report(cfg: DemoConfig, out: Path, grader, beam: dict, timings: dict) 
             combined["intervals"][name] = rep["intervals"][method]
         combined["notes"] += [n for n in rep["notes"] if n not in combined["notes"]]
         combined["counts"] = rep["counts"]
+    combined["ranking"] = _ranking(out)
+    combined["notes"].append(_ranking_note(cfg, combined["ranking"]))
     combined["beam_search"] = beam
     combined["timings_seconds"] = timings
     beam_note = (f"Beam search (prm-local guides, width {cfg.beam_width}, {cfg.beam_n} samples a round) on "
@@ -185,6 +187,27 @@ def build_report(cfg: DemoConfig, out: Path, grader, beam: dict, timings: dict) 
                        notes=combined["notes"] + ["Candidate steps are coloured by the prm-local PRM."])
     (report_dir / "index.html").write_text(page)
     return combined
+
+
+def _ranking(out: Path) -> dict:
+    """How well each scorer ranks a problem's right samples above its wrong ones
+    (what selection needs), and its step AUROC against the synthetic checker."""
+    from mmprm.prm.metrics import scored_summary
+
+    return {scorer: scored_summary(out / f"scored-{scorer}.jsonl", out / "data" / "test" / "problems.jsonl")
+            for scorer in SCORERS}
+
+
+def _ranking_note(cfg: DemoConfig, ranking: dict) -> str:
+    def fmt(value):
+        return "–" if value is None else f"{value:.3f}"
+
+    within = ", ".join(f"{s} {fmt(r['within_problem_auroc_min'])}" for s, r in ranking.items())
+    steps = ", ".join(f"{s} {fmt(r['step_auroc_local'])}" for s, r in ranking.items())
+    ranked = next(iter(ranking.values()))["problems_ranked"]
+    return (f"Within-problem AUROC (min aggregation, {ranked} problems with both right and wrong samples): "
+            f"{within}. Step AUROC against the checker's labels: {steps}. The PRMs trained on the weak "
+            f"policy's OmegaPRM annotation (--paths {cfg.paths}), {cfg.prm_steps} steps at lr {cfg.prm_lr:g}.")
 
 
 def _interesting_tree(ann_dir: Path) -> dict | None:
