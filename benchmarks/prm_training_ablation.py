@@ -1,7 +1,7 @@
 """Which training paths and settings make a PRM rank its policy's samples?
 
 Rebuilds training paths from a finished demo's annotation trees (MM-PRM's
-traversal, or every sampled solution: rollout paths), trains one PRM from
+traversal, every sampled solution: rollout paths, or both), trains one PRM from
 the demo's strong checkpoint, scores the demo's held-out samples and prints
 the within-problem AUROC (what selection needs) and the pooled step AUROC
 against the synthetic checker. The table in docs/results.md was made with it.
@@ -27,7 +27,8 @@ from mmprm.prm.metrics import scored_summary
 from mmprm.prm.score import StepPRM, score_file
 from mmprm.prm.train import train_prm
 
-BUILDERS = {"traversal": to_paths, "rollouts": rollout_paths}
+BUILDERS = {"traversal": to_paths, "rollouts": rollout_paths,
+            "both": lambda tree, problem: to_paths(tree, problem) + rollout_paths(tree, problem)}
 
 
 def rebuild_paths(run: Path, kind: str, out: Path) -> int:
