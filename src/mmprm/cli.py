@@ -111,7 +111,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     cfg = AnnotateConfig.from_recipe(
         args.recipe, method=args.method, k=args.k, max_searches=args.searches, rollout_budget=args.budget,
         num_solutions=args.solutions, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-        max_tokens=args.max_tokens, seed=args.seed, paths=args.paths)
+        max_tokens=args.max_tokens, seed=args.seed, paths=args.paths, max_rollout_paths=args.max_rollout_paths)
     print("config: " + json.dumps(asdict(cfg)), file=sys.stderr)
     if args.ray:
         from mmprm.annotate.distributed import annotate_with_ray
@@ -325,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paths", choices=["traversal", "rollouts", "both"],
                    help="omegaprm's training paths: MM-PRM's tree traversal (default), every sampled "
                         "solution with pooled MC labels, or both")
+    p.add_argument("--max-rollout-paths", type=int, help="with --paths rollouts|both: keep at most N sampled "
+                                                          "solutions a problem, drawn at random (default: all)")
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-p", type=float)
     p.add_argument("--top-k", type=int)

@@ -116,6 +116,11 @@ def test_rollout_paths_label_prefixes_with_the_pooled_mc_of_the_tree():
     assert by_steps[("a", "c")].labels == [0.6, 0.0]
     assert by_steps[("d", "e")].labels == [0.0, 0.0]
     assert by_steps[("a", "f")].meta["end"] == "positive" and by_steps[("a", "c")].meta["end"] == "negative"
+    kept = rollout_paths(tree, Problem("p", "q", "1"), limit=2, seed=3)
+    assert len(kept) == 2 and all(by_steps[tuple(p.steps)].labels == p.labels for p in kept)
+    assert [p.steps for p in kept] == [p.steps for p in rollout_paths(tree, Problem("p", "q", "1"), limit=2, seed=3)]
+    assert {tuple(p.steps) for s in range(8) for p in rollout_paths(tree, Problem("p", "q", "1"), limit=2,
+                                                                    seed=s)} == set(by_steps)
     tree.skipped = "root MC is 1"
     assert rollout_paths(tree, Problem("p", "q", "1")) == []
 

@@ -133,3 +133,26 @@ def test_ray_shards_merge_to_the_single_process_result(problems_file, tmp_path):
     assert sorted(json.loads(x)["steps"] for x in (tmp_path / "ray" / "paths.jsonl").read_text().splitlines()) == \
         sorted(json.loads(x)["steps"] for x in (tmp_path / "single" / "paths.jsonl").read_text().splitlines())
     assert len(list((tmp_path / "ray" / "trees").glob("*.json"))) == 24
+
+
+def test_cli_rollout_paths_are_capped_per_problem_and_load(problems_file, tmp_path):
+    from collections import Counter
+
+    from mmprm.prm.labels import load_labelled
+
+    common = ["--policy", SIM, "--data", str(problems_file), "--k", "8", "--searches", "6"]
+    subprocess.run(_cli(*common, "--out", str(tmp_path / "trav")), check=True, capture_output=True, timeout=120)
+    subprocess.run(_cli(*common, "--out", str(tmp_path / "roll"), "--paths", "rollouts", "--max-rollout-paths", "5"),
+                   check=True, capture_output=True, timeout=120)
+    config = json.loads((tmp_path / "roll" / "config.json").read_text())
+    assert config["paths"] == "rollouts" and config["max_rollout_paths"] == 5
+    rows = [json.loads(x) for x in (tmp_path / "roll" / "paths.jsonl").read_text().splitlines()]
+    per_problem = Counter(r["id"] for r in rows)
+    assert max(per_problem.values()) == 5
+    assert {r["labels"][-1] for r in rows} == {0.0, 1.0}  # whole solutions: right and wrong ones
+    traversal = (tmp_path / "trav" / "paths.jsonl").read_text().splitlines()
+    assert len(rows) > len(traversal)
+    assert len(load_labelled(tmp_path / "roll" / "paths.jsonl", labels="prefix")) == len(rows)  # images resolve
+    bad = subprocess.run(_cli(*common, "--out", str(tmp_path / "bad"), "--method", "mc", "--paths", "rollouts"),
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "per-step MC" in bad.stderr

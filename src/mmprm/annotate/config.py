@@ -31,6 +31,7 @@ class AnnotateConfig:
     seed: int = 0
     min_path_steps: int = 2       # shorter training paths are dropped
     paths: str = "traversal"      # omegaprm: traversal (MM-PRM's) | rollouts (every sampled solution) | both
+    max_rollout_paths: int | None = None  # per problem, drawn at random; None keeps every sampled solution
 
     def __post_init__(self) -> None:
         if self.method not in ("omegaprm", "mc"):
@@ -39,6 +40,8 @@ class AnnotateConfig:
             raise ValueError(f"paths must be one of {', '.join(PATH_KINDS)}, got {self.paths!r}")
         if self.method == "mc" and self.paths != "traversal":
             raise ValueError("paths chooses OmegaPRM's training paths; per-step MC labels its own solutions")
+        if self.max_rollout_paths is not None and self.max_rollout_paths < 1:
+            raise ValueError(f"max_rollout_paths must be at least 1, got {self.max_rollout_paths}")
         if self.k < 1 or self.max_searches < 0 or self.rollout_budget < self.k:
             raise ValueError("need k >= 1, max_searches >= 0 and rollout_budget >= k")
 

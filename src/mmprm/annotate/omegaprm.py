@@ -64,5 +64,5 @@ def omegaprm(problem: Problem, grader: Grader, cfg: AnnotateConfig) -> Annotatio
             end.mc = 0.0
     paths = to_paths(tree, problem) if cfg.paths in ("traversal", "both") else []
     if cfg.paths in ("rollouts", "both"):
-        paths += rollout_paths(tree, problem)
+        paths += rollout_paths(tree, problem, limit=cfg.max_rollout_paths, seed=cfg.seed)
     return tree, filter_paths(paths, min_steps=cfg.min_path_steps)

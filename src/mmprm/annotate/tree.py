@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 
+from mmprm.seeds import derive_seed
 from mmprm.types import AnnotatedPath, Problem
 
 
@@ -130,7 +131,7 @@ def to_paths(tree: Tree, problem: Problem) -> list[AnnotatedPath]:
     return paths
 
 
-def rollout_paths(tree: Tree, problem: Problem) -> list[AnnotatedPath]:
+def rollout_paths(tree: Tree, problem: Problem, *, limit: int | None = None, seed: int = 0) -> list[AnnotatedPath]:
     """Every distinct complete solution the search sampled (a state's prefix plus
     one of its rollouts), each step labelled with the MC value of the prefix
     ending there, pooled over the whole tree: the share of all sampled
@@ -142,7 +143,9 @@ def rollout_paths(tree: Tree, problem: Problem) -> list[AnnotatedPath]:
     Why: MM-PRM's traversal ends every path at a first error and its positive
     paths need a leaf state with MC > 0, which the binary search rarely leaves,
     so on short solutions a PRM trained on it never sees the last step of a
-    right solution. The rollouts are already paid for."""
+    right solution. The rollouts are already paid for. `limit` keeps that many
+    of them, drawn at random (seeded by `seed` and the problem): at MM-PRM's
+    budget of 1,000 rollouts a problem nearly every solution is distinct."""
     if tree.skipped or not tree.states:
         return []
     solutions = [(tuple(s.steps) + tuple(r.steps), r.correct) for s in tree.states for r in s.rollouts]
@@ -159,6 +162,9 @@ def rollout_paths(tree: Tree, problem: Problem) -> list[AnnotatedPath]:
         seen.add(steps)
         labels = [through[steps[:j]][0] / through[steps[:j]][1] for j in range(1, len(steps))] + [float(correct)]
         paths.append(AnnotatedPath.of(problem, list(steps), labels, end="positive" if correct else "negative"))
+    if limit is not None and len(paths) > limit:
+        keep = set(random.Random(derive_seed(seed, problem.id, "rollout-paths")).sample(range(len(paths)), limit))
+        paths = [p for i, p in enumerate(paths) if i in keep]
     return paths
 
 
