@@ -6,7 +6,7 @@ from mmprm.annotate.config import AnnotateConfig
 from mmprm.annotate.mc import per_step_mc
 from mmprm.annotate.omegaprm import omegaprm
 from mmprm.policy.simulated import SimulatedPolicy, true_first_error
-from mmprm.annotate.tree import Rollout, Tree, filter_paths, rollout_paths, to_paths
+from mmprm.annotate.tree import Rollout, Tree, draw_paths, filter_paths, rollout_paths, to_paths
 from mmprm.grading import RuleGrader
 from mmprm.policy.base import Request, SamplingParams
 from mmprm.types import Problem
@@ -56,6 +56,8 @@ def test_rollout_paths_are_the_sampled_solutions_with_exact_last_labels():
         AnnotateConfig(paths="all")
     with pytest.raises(ValueError, match="per-step MC"):
         AnnotateConfig(method="mc", paths="rollouts")
+    with pytest.raises(ValueError, match="needs paths rollouts or both"):
+        AnnotateConfig(max_rollout_paths=4)
 
 
 def test_budget_is_never_overshot_by_more_than_one_estimate():
@@ -101,28 +103,40 @@ def test_prefix_tree_reparents_and_paths_follow_it():
     assert path.steps == ["a", "b", "c"] and path.labels == [0.5, 0.0, 0.0]
 
 
-def test_rollout_paths_label_prefixes_with_the_pooled_mc_of_the_tree():
+def test_rollout_paths_label_states_by_their_mc_and_other_prefixes_by_rollouts_from_above():
     tree = Tree("p")
     root = tree.insert([])
-    root.rollouts = [Rollout(["a", "b"], "1", True, 4), Rollout(["a", "c"], "2", False, 4),
-                     Rollout(["d", "e"], "3", False, 4), Rollout(["a", "b"], "1", True, 4)]
-    mid = tree.insert(["a"])
-    mid.rollouts = [Rollout(["c"], "2", False, 2), Rollout(["f"], "1", True, 2)]
-    paths = rollout_paths(tree, Problem("p", "q", "1"))
-    by_steps = {tuple(p.steps): p for p in paths}
-    assert set(by_steps) == {("a", "b"), ("a", "c"), ("d", "e"), ("a", "f")}  # duplicates once
-    # prefix "a": 5 sampled solutions pass through it (3 from the root, 2 from the state), 3 right
-    assert by_steps[("a", "b")].labels == [0.6, 1.0]
-    assert by_steps[("a", "c")].labels == [0.6, 0.0]
-    assert by_steps[("d", "e")].labels == [0.0, 0.0]
-    assert by_steps[("a", "f")].meta["end"] == "positive" and by_steps[("a", "c")].meta["end"] == "negative"
-    kept = rollout_paths(tree, Problem("p", "q", "1"), limit=2, seed=3)
-    assert len(kept) == 2 and all(by_steps[tuple(p.steps)].labels == p.labels for p in kept)
-    assert [p.steps for p in kept] == [p.steps for p in rollout_paths(tree, Problem("p", "q", "1"), limit=2, seed=3)]
-    assert {tuple(p.steps) for s in range(8) for p in rollout_paths(tree, Problem("p", "q", "1"), limit=2,
-                                                                    seed=s)} == set(by_steps)
+    root.mc = 0.5
+    root.rollouts = [Rollout(["a", "b", "x"], "1", True, 6), Rollout(["a", "b", "y"], "2", False, 6),
+                     Rollout(["a", "c", "z"], "3", False, 6), Rollout(["d", "e", "f"], "4", False, 6)]
+    a = tree.insert(["a"])
+    a.mc = 0.25
+    a.rollouts = [Rollout(["b", "x"], "1", True, 4), Rollout(["c", "q"], "5", False, 4), Rollout([], None, False, 0)]
+    ac = tree.insert(["a", "c"])
+    ac.mc = 0.0
+    ac.rollouts = [Rollout(["z"], "3", False, 2), Rollout(["w"], "6", False, 2)]
+    de = tree.insert(["d", "e"])  # a deeper state: its rollouts pass through "d" but are not samples from it
+    de.mc = 1.0
+    de.rollouts = [Rollout(["g"], "1", True, 2), Rollout(["h"], "1", True, 2)]
+    problem = Problem("p", "q", "1")
+    by_steps = {tuple(p.steps): p.labels for p in rollout_paths(tree, problem)}
+    assert by_steps == {  # duplicates once, the empty rollout left out
+        ("a", "b", "x"): [0.25, 2 / 3, 1.0],  # ("a", "b") is no state: 2 of the 3 rollouts from above reach "1"
+        ("a", "b", "y"): [0.25, 2 / 3, 0.0],
+        ("a", "c", "z"): [0.25, 0.0, 0.0],
+        ("a", "c", "q"): [0.25, 0.0, 0.0],
+        ("a", "c", "w"): [0.25, 0.0, 0.0],
+        ("d", "e", "f"): [0.0, 1.0, 0.0],    # "d": only the root's rollout counts, not the state's below it
+        ("d", "e", "g"): [0.0, 1.0, 1.0],
+        ("d", "e", "h"): [0.0, 1.0, 1.0],
+    }
+    paths = rollout_paths(tree, problem)
+    kept = draw_paths(paths, 3, seed=3)
+    assert len(kept) == 3 and kept == draw_paths(paths, 3, seed=3)
+    assert {tuple(p.steps) for s in range(12) for p in draw_paths(paths, 3, seed=s)} == set(by_steps)
+    assert draw_paths(paths, 20, seed=0) == paths
     tree.skipped = "root MC is 1"
-    assert rollout_paths(tree, Problem("p", "q", "1")) == []
+    assert rollout_paths(tree, problem) == []
 
 
 def test_filter_drops_short_and_duplicates_and_balances():

@@ -156,3 +156,15 @@ def test_cli_rollout_paths_are_capped_per_problem_and_load(problems_file, tmp_pa
     bad = subprocess.run(_cli(*common, "--out", str(tmp_path / "bad"), "--method", "mc", "--paths", "rollouts"),
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "per-step MC" in bad.stderr
+
+
+def test_a_rerun_with_other_settings_refuses_to_mix_labels(tmp_path):
+    problems = [Problem(f"m{i}", "q", str(20 + i)) for i in range(3)]
+    cfg = AnnotateConfig(k=4, max_searches=2)
+    annotate(problems, SimulatedPolicy(error=0.3), RuleGrader(), tmp_path, cfg, progress=False)
+    before = (tmp_path / "paths.jsonl").read_text()
+    with pytest.raises(ValueError, match=r"other settings \(paths: 'traversal' -> 'rollouts'\)"):
+        annotate(problems, SimulatedPolicy(error=0.3), RuleGrader(), tmp_path,
+                 AnnotateConfig(k=4, max_searches=2, paths="rollouts"), progress=False)
+    assert (tmp_path / "paths.jsonl").read_text() == before
+    annotate(problems, SimulatedPolicy(error=0.3), RuleGrader(), tmp_path, cfg, progress=False)  # same: resumes

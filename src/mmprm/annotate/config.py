@@ -42,6 +42,8 @@ class AnnotateConfig:
             raise ValueError("paths chooses OmegaPRM's training paths; per-step MC labels its own solutions")
         if self.max_rollout_paths is not None and self.max_rollout_paths < 1:
             raise ValueError(f"max_rollout_paths must be at least 1, got {self.max_rollout_paths}")
+        if self.max_rollout_paths is not None and self.paths == "traversal":
+            raise ValueError("max_rollout_paths needs paths rollouts or both")
         if self.k < 1 or self.max_searches < 0 or self.rollout_budget < self.k:
             raise ValueError("need k >= 1, max_searches >= 0 and rollout_budget >= k")
 

@@ -55,6 +55,18 @@ def tree_file(out_dir: Path, problem_id: str) -> Path:
     return out_dir / "trees" / (re.sub(r"[^A-Za-z0-9._-]", "_", problem_id) + ".json")
 
 
+def _check_same_settings(config_file: Path, cfg: AnnotateConfig) -> None:
+    """A rerun resumes only with the settings that made the finished problems:
+    otherwise one paths.jsonl would mix labels of two kinds."""
+    if not config_file.exists():
+        return
+    saved = {**asdict(AnnotateConfig()), **json.loads(config_file.read_text())}
+    changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in asdict(cfg).items() if saved.get(k) != v]
+    if changed:
+        raise ValueError(f"{config_file.parent} holds problems annotated with other settings ({'; '.join(changed)}); "
+                         "rerun with the same settings to resume, or choose a new output folder")
+
+
 def _resume(out_dir: Path) -> dict[str, dict]:
     """Finished problems, and paths.jsonl trimmed to exactly those problems."""
     done: dict[str, dict] = {}
@@ -80,8 +92,10 @@ def annotate(problems: list[Problem], policy: Policy, grader: Grader, out_dir: s
     among the skipped problems."""
     out_dir = Path(out_dir)
     (out_dir / "trees").mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    if (out_dir / "done.jsonl").exists() and (out_dir / "done.jsonl").stat().st_size:
+        _check_same_settings(out_dir / "config.json", cfg)
     done = _resume(out_dir)
+    (out_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     todo = [p for p in problems if p.id not in done]
     algorithm = ALGORITHMS[cfg.method]
     params = SamplingParams(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,

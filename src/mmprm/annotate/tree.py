@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 
-from mmprm.seeds import derive_seed
 from mmprm.types import AnnotatedPath, Problem
 
 
@@ -131,41 +130,56 @@ def to_paths(tree: Tree, problem: Problem) -> list[AnnotatedPath]:
     return paths
 
 
-def rollout_paths(tree: Tree, problem: Problem, *, limit: int | None = None, seed: int = 0) -> list[AnnotatedPath]:
+def rollout_paths(tree: Tree, problem: Problem) -> list[AnnotatedPath]:
     """Every distinct complete solution the search sampled (a state's prefix plus
-    one of its rollouts), each step labelled with the MC value of the prefix
-    ending there, pooled over the whole tree: the share of all sampled
-    solutions passing through that prefix that reach the answer. Every rollout
-    through a prefix is a policy sample from it, so the pool is an MC estimate
-    with at least the state's own k samples where the prefix is a state; a
-    complete solution's value is exactly its correctness.
+    one of its non-empty rollouts), each step labelled with the MC value of the
+    prefix ending there: the state's own MC where the prefix is a state (the
+    value the traversal gives it too), otherwise the share of right answers
+    among the rollouts that pass through the prefix from the states above it.
+    Rollouts from deeper states are left out of that pool: the binary search
+    placed those states on wrong rollouts, so their samples are not random
+    continuations of the prefix. A solution's last step gets exactly its
+    correctness.
 
-    Why: MM-PRM's traversal ends every path at a first error and its positive
-    paths need a leaf state with MC > 0, which the binary search rarely leaves,
-    so on short solutions a PRM trained on it never sees the last step of a
-    right solution. The rollouts are already paid for. `limit` keeps that many
-    of them, drawn at random (seeded by `seed` and the problem): at MM-PRM's
-    budget of 1,000 rollouts a problem nearly every solution is distinct."""
+    Why: MM-PRM's traversal ends every negative path at a first error and
+    emits a positive path only from a childless leaf with MC > 0, which the
+    binary search rarely leaves, so on short solutions a PRM trained on it
+    never sees the last step of a right solution. The rollouts are already
+    paid for."""
     if tree.skipped or not tree.states:
         return []
-    solutions = [(tuple(s.steps) + tuple(r.steps), r.correct) for s in tree.states for r in s.rollouts]
-    through: dict[tuple[str, ...], list[int]] = {}  # prefix -> [right, total]
-    for steps, correct in solutions:
-        for j in range(1, len(steps) + 1):
+    solutions = [(tuple(s.steps) + tuple(r.steps), r.correct, len(s.steps))
+                 for s in tree.states for r in s.rollouts if r.steps]
+    through: dict[tuple[str, ...], list[int]] = {}  # prefix -> [right, total], rollouts from above it
+    for steps, correct, origin in solutions:
+        for j in range(origin + 1, len(steps) + 1):
             count = through.setdefault(steps[:j], [0, 0])
             count[0] += correct
             count[1] += 1
+
+    def value(prefix: tuple[str, ...]) -> float:
+        state = tree.find(list(prefix))
+        if state is not None and state.mc is not None:
+            return float(state.mc)
+        right, total = through[prefix]
+        return right / total
+
     paths, seen = [], set()
-    for steps, correct in solutions:
-        if not steps or steps in seen:
+    for steps, correct, _ in solutions:
+        if steps in seen:
             continue
         seen.add(steps)
-        labels = [through[steps[:j]][0] / through[steps[:j]][1] for j in range(1, len(steps))] + [float(correct)]
+        labels = [value(steps[:j]) for j in range(1, len(steps))] + [float(correct)]
         paths.append(AnnotatedPath.of(problem, list(steps), labels, end="positive" if correct else "negative"))
-    if limit is not None and len(paths) > limit:
-        keep = set(random.Random(derive_seed(seed, problem.id, "rollout-paths")).sample(range(len(paths)), limit))
-        paths = [p for i, p in enumerate(paths) if i in keep]
     return paths
+
+
+def draw_paths(paths: list[AnnotatedPath], limit: int, *, seed: int) -> list[AnnotatedPath]:
+    """At most `limit` of `paths`, drawn at random (seeded), in their order."""
+    if len(paths) <= limit:
+        return paths
+    keep = set(random.Random(seed).sample(range(len(paths)), limit))
+    return [p for i, p in enumerate(paths) if i in keep]
 
 
 def filter_paths(paths: list[AnnotatedPath], *, min_steps: int = 2, balance: bool = False,
