@@ -23,9 +23,11 @@ def test_quick_demo_produces_the_report_and_resumes(tmp_path):
         assert name in methods and "1" in methods[name], name
     assert methods["pass@k"]["4"] >= methods["random"]["4"]
     assert report["beam_search"]["problems"] > 0
+    ranking = report["ranking"]
+    assert ranking["likelihood"]["problems_ranked"] > 0
     for scorer in ("prm-prefix", "prm-local", "likelihood"):
-        auroc = report["ranking"][scorer]["within_problem_auroc_min"]
-        assert auroc is None or 0.0 <= auroc <= 1.0
+        assert 0.0 <= ranking[scorer]["within_problem_auroc_min"] <= 1.0
+        assert ranking[scorer]["problems_ranked"] == ranking["likelihood"]["problems_ranked"]
     assert "Within-problem AUROC" in (out / "report" / "report.md").read_text()
     assert (out / "report" / "accuracy.png").stat().st_size > 5000
     page = (out / "report" / "index.html").read_text()

@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--solutions", type=int, help="mc method: solutions per problem (default 4)")
     p.add_argument("--paths", choices=["traversal", "rollouts", "both"],
                    help="omegaprm's training paths: MM-PRM's tree traversal (default), every sampled "
-                        "solution with pooled MC labels, or both")
+                        "solution with MC labels, or both")
     p.add_argument("--max-rollout-paths", type=int, help="with --paths rollouts|both: keep at most N sampled "
                                                           "solutions a problem, drawn at random (default: all)")
     p.add_argument("--temperature", type=float)
