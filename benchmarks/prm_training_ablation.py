@@ -20,16 +20,13 @@ from pathlib import Path
 
 import torch
 
-from mmprm.annotate.tree import Tree, filter_paths, rollout_paths, to_paths
+from mmprm.annotate.config import PATH_KINDS
+from mmprm.annotate.tree import Tree, training_paths
 from mmprm.data import load_problems
 from mmprm.io import rehome_images, write_jsonl
 from mmprm.prm.metrics import scored_summary
 from mmprm.prm.score import StepPRM, score_file
 from mmprm.prm.train import train_prm
-
-BUILDERS = {"traversal": to_paths, "rollouts": rollout_paths,
-            "both": lambda tree, problem: to_paths(tree, problem) + rollout_paths(tree, problem)}
-
 
 def rebuild_paths(run: Path, kind: str, out: Path) -> int:
     """The training paths of `kind` from run/annotate/trees, written to out/paths.jsonl."""
@@ -38,7 +35,7 @@ def rebuild_paths(run: Path, kind: str, out: Path) -> int:
     for tree_file in sorted((run / "annotate" / "trees").glob("*.json")):
         tree = Tree.from_dict(json.loads(tree_file.read_text()))
         problem = problems[tree.problem_id]
-        built = filter_paths(BUILDERS[kind](tree, problem), min_steps=2)
+        built = training_paths(tree, problem, kind)
         for p in built:
             p.images = rehome_images(p.images, out, out / "images", problem.id)
         paths += built
@@ -49,7 +46,7 @@ def rebuild_paths(run: Path, kind: str, out: Path) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="runs/demo-default", help="a finished `mmprm demo` folder")
-    ap.add_argument("--paths", choices=sorted(BUILDERS), default="rollouts")
+    ap.add_argument("--paths", choices=PATH_KINDS, default="rollouts")
     ap.add_argument("--labels", choices=["prefix", "local"], default="local")
     ap.add_argument("--loss", choices=["soft", "hard"], default="soft", help="hard: MC > 0")
     ap.add_argument("--steps", type=int, default=1000)

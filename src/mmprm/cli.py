@@ -12,6 +12,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from mmprm.annotate.config import PATH_KINDS
+
 
 def _grader(args: argparse.Namespace):
     from mmprm.grading import HybridGrader, JudgeGrader, RuleGrader
@@ -322,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--searches", type=int, help="binary searches per problem (default 100)")
     p.add_argument("--budget", type=int, help="rollouts per problem (default 10000)")
     p.add_argument("--solutions", type=int, help="mc method: solutions per problem (default 4)")
-    p.add_argument("--paths", choices=["traversal", "rollouts", "both"],
+    p.add_argument("--paths", choices=PATH_KINDS,
                    help="omegaprm's training paths: MM-PRM's tree traversal (default), every sampled "
                         "solution with MC labels, or both")
     p.add_argument("--max-rollout-paths", type=int, help="with --paths rollouts|both: keep at most N sampled "

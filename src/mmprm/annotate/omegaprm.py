@@ -13,7 +13,7 @@ import math
 
 from mmprm.annotate.config import AnnotateConfig
 from mmprm.annotate.mc import Annotation, estimate
-from mmprm.annotate.tree import Rollout, State, Tree, draw_paths, filter_paths, rollout_paths, to_paths
+from mmprm.annotate.tree import Rollout, State, Tree, training_paths
 from mmprm.grading import Grader
 from mmprm.seeds import derive_seed
 from mmprm.types import Problem
@@ -63,10 +63,5 @@ def omegaprm(problem: Problem, grader: Grader, cfg: AnnotateConfig) -> Annotatio
         end = tree.insert(state.steps + rollout.steps[:right])
         if end.mc is None:
             end.mc = 0.0
-    paths = to_paths(tree, problem) if cfg.paths in ("traversal", "both") else []
-    if cfg.paths in ("rollouts", "both"):
-        sampled = filter_paths(rollout_paths(tree, problem), min_steps=cfg.min_path_steps)
-        if cfg.max_rollout_paths is not None:
-            sampled = draw_paths(sampled, cfg.max_rollout_paths, seed=derive_seed(cfg.seed, problem.id, "paths"))
-        paths += sampled
-    return tree, filter_paths(paths, min_steps=cfg.min_path_steps)
+    return tree, training_paths(tree, problem, cfg.paths, min_steps=cfg.min_path_steps,
+                                limit=cfg.max_rollout_paths, seed=derive_seed(cfg.seed, problem.id, "paths"))

@@ -174,6 +174,20 @@ def rollout_paths(tree: Tree, problem: Problem) -> list[AnnotatedPath]:
     return paths
 
 
+def training_paths(tree: Tree, problem: Problem, kind: str = "traversal", *, min_steps: int = 2,
+                   limit: int | None = None, seed: int = 0) -> list[AnnotatedPath]:
+    """The training paths of one tree: `kind` is traversal, rollouts or both (on
+    identical paths the traversal's copy is kept); `limit` caps the rollout
+    paths, drawn after the length filter."""
+    paths = to_paths(tree, problem) if kind in ("traversal", "both") else []
+    if kind in ("rollouts", "both"):
+        sampled = filter_paths(rollout_paths(tree, problem), min_steps=min_steps)
+        if limit is not None:
+            sampled = draw_paths(sampled, limit, seed=seed)
+        paths += sampled
+    return filter_paths(paths, min_steps=min_steps)
+
+
 def draw_paths(paths: list[AnnotatedPath], limit: int, *, seed: int) -> list[AnnotatedPath]:
     """At most `limit` of `paths`, drawn at random (seeded), in their order."""
     if len(paths) <= limit:
