@@ -1,14 +1,16 @@
-"""Which training paths and settings make a PRM rank its policy's samples?
+"""Which training paths, label source and settings make a PRM rank its policy's samples?
 
 Rebuilds training paths from a finished demo's annotation trees (MM-PRM's
 traversal, every sampled solution: rollout paths, or both), trains one PRM from
-the demo's strong checkpoint, scores the demo's held-out samples and prints
-the within-problem AUROC (what selection needs) and the pooled step AUROC
-against the synthetic checker. The table in docs/results.md was made with it.
+the demo's strong checkpoint on the named label source (mmprm.labels), scores
+the demo's held-out samples and prints the within-problem AUROC (what
+selection needs), the pooled step AUROC and first-error F1 against the
+synthetic checker, and Best-of-N / weighted vote at every N. The tables in
+docs/results.md were made with it.
 
 Run by hand, after `bash scripts/demo.sh`:
   .venv/bin/python benchmarks/prm_training_ablation.py --run runs/demo-default \\
-      --paths rollouts --labels local --steps 1000 --lr 2e-3 --seed 0
+      --paths rollouts --labels first-error --steps 1000 --lr 2e-3 --seed 0
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ import torch
 from mmprm.annotate.config import PATH_KINDS
 from mmprm.annotate.tree import Tree, training_paths
 from mmprm.data import load_problems
+from mmprm.evaluate.report import build_pools, evaluate_pools, load_solutions
+from mmprm.grading import RuleGrader
 from mmprm.io import rehome_images, write_jsonl
+from mmprm.labels import LABEL_SOURCES
 from mmprm.prm.metrics import scored_summary
 from mmprm.prm.score import StepPRM, score_file
 from mmprm.prm.train import train_prm
@@ -47,8 +52,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="runs/demo-default", help="a finished `mmprm demo` folder")
     ap.add_argument("--paths", choices=PATH_KINDS, default="rollouts")
-    ap.add_argument("--labels", choices=["prefix", "local"], default="local")
-    ap.add_argument("--loss", choices=["soft", "hard"], default="soft", help="hard: MC > 0")
+    ap.add_argument("--labels", choices=list(LABEL_SOURCES), default="first-error")
+    ap.add_argument("--min-rollouts", type=int, default=1)
+    ap.add_argument("--threshold", type=float, default=0.5, help="first-error: share of MC a step must keep")
+    ap.add_argument("--loss", choices=["soft", "hard"], default="soft", help="hard: target > 0")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batch", type=int, default=16)
@@ -57,11 +64,13 @@ def main() -> None:
     torch.set_num_threads(1)
     run = Path(args.run)
     base = json.loads((run / "demo_config.json").read_text())["strong_policy"]
-    out = run / "ablation" / f"{args.paths}-{args.labels}-{args.loss}-{args.steps}x{args.lr:g}-seed{args.seed}"
+    out = run / "ablation" / (f"{args.paths}-{args.labels}-m{args.min_rollouts}-t{args.threshold:g}-{args.loss}-{args.steps}x{args.lr:g}"
+                              f"-seed{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     n = rebuild_paths(run, args.paths, out)
     log = train_prm(base, out / "paths.jsonl", out / "prm", labels=args.labels, loss=args.loss, lr=args.lr,
+                    min_rollouts=args.min_rollouts, first_error_threshold=args.threshold,
                     batch_size=args.batch, max_steps=args.steps, seed=args.seed, warmup_ratio=0.05,
                     weight_decay=0.0)
     prm = StepPRM.from_pretrained(out / "prm")
@@ -70,7 +79,11 @@ def main() -> None:
     finally:
         prm.close()
     summary = scored_summary(out / "scored.jsonl", run / "data" / "test" / "problems.jsonl")
+    pools = build_pools(load_solutions(out / "scored.jsonl"), RuleGrader())
+    selection = evaluate_pools(pools, [1, 2, 4, 8], bootstrap=200)["methods"]
+    keep = ("bon_min", "bon_last", "bon_product", "weighted_min", "weighted_product")
     result = {**vars(args), "training_paths": n, "final_loss": log.get("final_loss"), **summary,
+              "selection": {m: selection[m] for m in keep if m in selection},
               "seconds": round(time.time() - start)}
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

@@ -58,7 +58,7 @@ def main() -> None:
         save_policy(model, processor, d / "base")
         results = {}
         for bucket in (False, True):
-            log = train_prm(d / "base", d / "paths.jsonl", d / f"prm-{bucket}", labels="local", lr=1e-3,
+            log = train_prm(d / "base", d / "paths.jsonl", d / f"prm-{bucket}", labels="oracle", lr=1e-3,
                             batch_size=args.batch_size, max_steps=args.steps, bucket=bucket, resume=False,
                             log_every=args.steps)
             results[bucket] = log

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mmprm.annotate.config import PATH_KINDS
+from mmprm.labels import LABEL_SOURCES
 
 
 def _grader(args: argparse.Namespace):
@@ -218,7 +219,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mmprm.prm.train import train_prm
 
     options = {k: v for k, v in dict(samples=args.samples, problems=args.problems, bucket=args.bucket,
-                                     lora=args.lora or None, save_every=args.save_every).items() if v is not None}
+                                     lora=args.lora or None, save_every=args.save_every,
+                                     min_rollouts=args.min_rollouts,
+                                     first_error_threshold=args.first_error_threshold).items() if v is not None}
     log = train_prm(args.base, args.data, args.out, labels=args.labels, loss=args.loss, lr=args.lr,
                     epochs=args.epochs, batch_size=args.batch_size, scheme=args.scheme, head=args.head,
                     eval_data=args.eval_data, seed=args.seed, max_steps=args.max_steps, recipe=args.recipe,
@@ -382,11 +385,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a PRM on annotated paths (or graded samples)")
     p.add_argument("--base", help="a local VLM or causal LM folder to start from")
     p.add_argument("--data", help="paths.jsonl from annotate")
-    p.add_argument("--samples", help="instead of --data: samples.jsonl (with --problems), for local labels")
+    p.add_argument("--samples", help="instead of --data: samples.jsonl (with --problems), for the arithmetic "
+                   "or oracle label sources")
     p.add_argument("--problems", help="the problems.jsonl of --samples")
     p.add_argument("--out", required=True)
     p.add_argument("--recipe", help="YAML of settings, e.g. recipes/prm-mmprm.yaml")
-    p.add_argument("--labels", choices=["prefix", "local"])
+    p.add_argument("--labels", choices=list(LABEL_SOURCES), metavar="SOURCE",
+                   help="label source: " + "; ".join(f"{k}: {v.summary}" for k, v in LABEL_SOURCES.items()))
+    p.add_argument("--min-rollouts", type=int, help="MC-derived labels: an MC estimate counts from this many rollouts")
+    p.add_argument("--first-error-threshold", type=float,
+                   help="first-error labels: the share of the last solvable prefix's MC a step must keep")
     p.add_argument("--loss", choices=["soft", "hard"])
     p.add_argument("--scheme", help="input format: mmprm, mm-prm, math-shepherd, qwen2.5-math-prm, visualprm")
     p.add_argument("--head", choices=["token", "value"])

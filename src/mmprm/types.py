@@ -205,11 +205,14 @@ class AnnotatedPath:
             meta={**problem.meta, **meta},
         )
 
-    def problem(self) -> Problem:
-        if self.answer is None:
+    def problem(self, *, missing_answer: str | None = None) -> Problem:
+        """The problem this path solves; a path without a reference answer
+        (ProcessBench) needs `missing_answer` to stand in for it."""
+        if self.answer is None and missing_answer is None:
             raise RecordError(f"annotated path {self.id!r} has no reference answer")
         names = {f.name for f in fields(Problem)}
-        return Problem(**{k: v for k, v in asdict(self).items() if k in names})
+        values = {k: v for k, v in asdict(self).items() if k in names}
+        return Problem(**{**values, "answer": self.answer if self.answer is not None else missing_answer})
 
     def to_dict(self) -> dict:
         return _drop_none(asdict(self))

@@ -138,7 +138,7 @@ def test_ray_shards_merge_to_the_single_process_result(problems_file, tmp_path):
 def test_cli_rollout_paths_are_capped_per_problem_and_load(problems_file, tmp_path):
     from collections import Counter
 
-    from mmprm.prm.labels import load_labelled
+    from mmprm.labels import load_labelled
 
     common = ["--policy", SIM, "--data", str(problems_file), "--k", "8", "--searches", "6"]
     subprocess.run(_cli(*common, "--out", str(tmp_path / "trav")), check=True, capture_output=True, timeout=120)
@@ -152,7 +152,7 @@ def test_cli_rollout_paths_are_capped_per_problem_and_load(problems_file, tmp_pa
     assert {r["labels"][-1] for r in rows} == {0.0, 1.0}  # whole solutions: right and wrong ones
     traversal = (tmp_path / "trav" / "paths.jsonl").read_text().splitlines()
     assert len(rows) > len(traversal)
-    assert len(load_labelled(tmp_path / "roll" / "paths.jsonl", labels="prefix")) == len(rows)  # images resolve
+    assert len(load_labelled(tmp_path / "roll" / "paths.jsonl", labels="mc")) == len(rows)  # images resolve
     bad = subprocess.run(_cli(*common, "--out", str(tmp_path / "bad"), "--method", "mc", "--paths", "rollouts"),
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "per-step MC" in bad.stderr

@@ -7,7 +7,7 @@ import torch
 from standins import standin
 
 from mmprm.prm.formats import SCHEMES, STEP_SCORE, encode, get_scheme
-from mmprm.prm.labels import LabelledPath
+from mmprm.labels import LabelledPath
 from mmprm.prm.score import StepPRM
 from mmprm.prm.train import collate_examples, encode_examples
 from mmprm.types import Problem

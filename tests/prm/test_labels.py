@@ -1,20 +1,21 @@
-"""Label types: prefix labels as annotated, local labels from a judge."""
+"""Label sources: MC-derived labels from an annotation's counts, the arithmetic
+check, and the oracle (the synthetic generator's verdicts) kept apart."""
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
-from mmprm.prm.labels import (
-    ArithmeticJudge,
-    StepJudge,
-    SyntheticJudge,
-    default_judge,
-    load_labelled,
-    prefix_from_local,
-)
-from mmprm.types import Problem
+from mmprm.labels import LABEL_SOURCES, get_source, load_labelled, step_targets
+from mmprm.labels.judges import ArithmeticJudge
+from mmprm.labels.mc import advantage_labels, first_error_labels, survival_labels
+from mmprm.labels.sources import prefix_from_local
+from mmprm.types import AnnotatedPath, Problem, RecordError
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "mmprm"
 
 
 @pytest.mark.parametrize("step, verdict", [
@@ -27,45 +28,105 @@ def test_arithmetic_judge(step, verdict):
     assert ArithmeticJudge().check(step) is verdict
 
 
+def test_first_error_places_the_step_where_the_prefix_stops_being_solvable():
+    # root 4/8; step 1 keeps 5/8; step 2 drops to 0/8; the wrong answer after it
+    counts = [[4, 8], [5, 8], [0, 8], [0, 1]]
+    assert first_error_labels(counts, threshold=0.0) == [1.0, 0.0, None]
+    assert first_error_labels([[4, 8], [5, 8], [6, 8], [1, 1]]) == [1.0, 1.0, 1.0]  # a right solution
+    assert first_error_labels([[4, 8], [5, 8], [6, 8], [0, 1]]) == [1.0, 1.0, 0.0]  # the last step broke it
+
+
+def test_first_error_does_not_trust_one_lucky_rollout():
+    """A wrong reading that one rollout in eight still turns into the right answer:
+    "MC > 0" calls it right, the share threshold does not."""
+    counts = [[4, 8], [1, 8], [1, 8], [0, 1]]
+    assert first_error_labels(counts, threshold=0.0) == [1.0, 1.0, 1.0][:2] + [0.0]
+    assert first_error_labels(counts, threshold=0.5) == [0.0, None, None]
+
+
+def test_first_error_leaves_an_unplaceable_error_unknown():
+    # prefix 1 rests on one rollout: with min_rollouts 2 it is unknown, so the error is in step 1 or 2
+    counts = [[4, 8], [0, 1], [0, 8], [0, 1]]
+    assert first_error_labels(counts, min_rollouts=2) == [None, None, None]
+    assert first_error_labels(counts, min_rollouts=1) == [0.0, None, None]
+    # an unknown prefix followed by a solvable one is solvable too
+    assert first_error_labels([[4, 8], None, [4, 8], [1, 1]]) == [1.0, 1.0, 1.0]
+    assert first_error_labels([[0, 8], [0, 8], [0, 1]]) == [None, None]  # nothing is known to be solvable
+
+
+def test_survival_and_advantage():
+    counts = [[4, 8], [8, 8], [2, 8], [0, 8], [0, 1]]
+    assert survival_labels(counts) == [1.0, 0.25, 0.0, None]
+    assert advantage_labels(counts) == [0.75, 0.125, 0.375, None]
+    assert survival_labels([[4, 8], [1, 1], [0, 1]], min_rollouts=2) == [None, None]
+
+
+def annotated(counts, labels=None) -> AnnotatedPath:
+    steps = [f"step {i}" for i in range(len(counts) - 1)]
+    labels = labels or [c[0] / c[1] for c in counts[1:]]
+    return AnnotatedPath.of(Problem("p", "q?", "1"), steps, labels, mc_counts=counts)
+
+
+def test_sources_read_the_annotation_and_refuse_what_they_cannot_label():
+    path = annotated([[4, 8], [5, 8], [0, 8], [0, 1]])
+    problem = path.problem()
+    assert step_targets("mc", problem, path.steps, path) == [5 / 8, 0.0, 0.0]
+    assert step_targets("first-error", problem, path.steps, path) == [1.0, 0.0, None]
+    with pytest.raises(ValueError, match="annotated paths"):
+        step_targets("first-error", problem, path.steps)
+    old = AnnotatedPath.of(Problem("p", "q?", "1"), path.steps, path.labels)
+    with pytest.raises(RecordError, match="no meta.mc_counts"):
+        step_targets("survival", problem, old.steps, old)
+    with pytest.raises(RecordError, match="no ground truth"):
+        step_targets("oracle", problem, path.steps, path)
+    with pytest.raises(ValueError, match="unknown label source 'local'.*first-error"):
+        get_source("local")
+
+
+def test_only_the_oracle_sources_are_marked_oracle():
+    assert {n for n, s in LABEL_SOURCES.items() if s.oracle} == {"oracle", "oracle-prefix"}
+    assert all(s.summary.startswith("ORACLE") for s in LABEL_SOURCES.values() if s.oracle)
+
+
+def test_the_training_path_reads_ground_truth_only_in_the_oracle():
+    """Nothing that turns an annotation into training targets may read the
+    generator's ground truth, except the oracle judge."""
+    files = [SRC / "prm" / "train.py", SRC / "labels" / "sources.py", SRC / "labels" / "mc.py",
+             *sorted((SRC / "annotate").glob("*.py"))]
+    pattern = re.compile(r"mmprm\.data\.synth|local_step_labels|first_wrong_step|\"objects\"|OracleJudge")
+    hits = {f.name: pattern.findall(f.read_text()) for f in files}
+    # sources.py names the oracle judge for the oracle sources and for evaluation (reference_verdicts)
+    assert {name for name, found in hits.items() if found} == {"sources.py"}
+    judges = (SRC / "labels" / "judges.py").read_text()
+    oracle_class = judges[judges.index("class OracleJudge"):judges.index("class ArithmeticJudge")]
+    assert judges.count("mmprm.data.synth") == oracle_class.count("mmprm.data.synth") == 1
+
+
 def test_prefix_labels_chain_local_verdicts():
     assert prefix_from_local([1.0, 1.0, 0.0, 1.0]) == [1.0, 1.0, 0.0, 0.0]
     assert prefix_from_local([1.0, None, 1.0, 0.0, 1.0]) == [1.0, None, None, 0.0, 0.0]
 
 
-def test_synthetic_problems_are_judged_by_their_ground_truth(test_problems):
-    p = test_problems[0]
-    assert isinstance(default_judge(p), SyntheticJudge)
-    assert isinstance(default_judge(Problem("q", "What is 2 + 2?", "4")), ArithmeticJudge)
-
-
-def test_annotated_paths_give_prefix_or_local_labels(synth):
+def test_annotated_paths_give_mc_or_oracle_labels(synth):
     data = synth / "train" / "paths-small.jsonl"
     first = json.loads(data.read_text().splitlines()[0])
-    prefix = load_labelled(data, labels="prefix")
-    local = load_labelled(data, labels="local")
-    assert prefix[0].targets == first["labels"] and prefix[0].steps == first["steps"]
-    assert [p.targets for p in local] == [p.targets for p in prefix]  # the file holds local labels
-    assert all(ref.startswith(str(synth)) for p in prefix for ref in p.problem.images)  # absolute in memory
+    mc = load_labelled(data, labels="mc")
+    oracle = load_labelled(data, labels="oracle")
+    assert mc[0].targets == first["labels"] and mc[0].steps == first["steps"]
+    assert [p.targets for p in oracle] == [p.targets for p in mc]  # the file holds the oracle's labels
+    assert all(ref.startswith(str(synth)) for p in mc for ref in p.problem.images)  # absolute in memory
 
 
-def test_samples_with_problems_give_both_label_types(synth):
+def test_samples_with_problems_take_the_judge_sources(synth):
     kwargs = {"samples": synth / "test" / "samples.jsonl", "problems": synth / "test" / "problems.jsonl"}
-    local = load_labelled(**kwargs, labels="local")
-    prefix = load_labelled(**kwargs, labels="prefix")
+    local = load_labelled(**kwargs, labels="oracle")
+    prefix = load_labelled(**kwargs, labels="oracle-prefix")
     assert len(local) == len(prefix) == 240
     wrong = next(p for p in local if 0.0 in p.targets[:-1])
     chained = next(p for p in prefix if p.steps == wrong.steps)
     assert chained.targets == prefix_from_local(wrong.targets) and chained.targets[-1] == 0.0
-
-
-def test_a_plugged_in_judge_and_undecided_steps(synth):
-    class Unsure(StepJudge):
-        def judge(self, problem, steps):
-            return [None] * (len(steps) - 1) + [True]
-
-    paths = load_labelled(samples=synth / "test" / "samples.jsonl", problems=synth / "test" / "problems.jsonl",
-                          labels="local", judge=Unsure())
-    assert all(p.targets[:-1] == [None] * (len(p.steps) - 1) and p.targets[-1] == 1.0 for p in paths)
+    with pytest.raises(ValueError, match="reads an annotation"):
+        load_labelled(**kwargs, labels="first-error")
 
 
 def test_duplicates_are_dropped_and_bad_arguments_named(synth):

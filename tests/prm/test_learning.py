@@ -17,7 +17,7 @@ from mmprm.grading import RuleGrader
 from mmprm.io import load_records
 from mmprm.policy.base import SamplingParams
 from mmprm.policy.hf import HFPolicy
-from mmprm.prm.labels import SyntheticJudge
+from mmprm.labels.judges import OracleJudge
 from mmprm.prm.load import load_prm
 from mmprm.prm.metrics import scored_summary, step_auroc, within_problem_auroc
 from mmprm.prm.score import StepPRM, score_file
@@ -26,7 +26,7 @@ from mmprm.types import Solution
 
 
 def test_tiny_prm_on_local_labels_ranks_correct_solutions_first(synth, base, tmp_path, test_problems):
-    log = train_prm(base, synth / "train" / "paths.jsonl", tmp_path / "prm", labels="local", lr=3e-3,
+    log = train_prm(base, synth / "train" / "paths.jsonl", tmp_path / "prm", labels="oracle", lr=3e-3,
                     batch_size=8, max_steps=200, seed=0, log_every=50)
     assert log["losses"][-1]["loss"] < log["losses"][0]["loss"]
     prm = load_prm(str(tmp_path / "prm"))
@@ -42,7 +42,7 @@ def test_tiny_prm_on_local_labels_ranks_correct_solutions_first(synth, base, tmp
             ids.append(pid)
             flat.append(step_scores)
             correct.append(sol.correct)
-            labels.append(SyntheticJudge().judge(by_id[pid], sol.steps))
+            labels.append(OracleJudge().judge(by_id[pid], sol.steps))
     within, n = within_problem_auroc(ids, flat, correct, how="min")
     pooled = step_auroc(flat, labels)
     print(f"held-out within-problem AUROC {within:.3f} over {n} problems; pooled step AUROC {pooled:.3f}")
@@ -74,7 +74,7 @@ def test_prm_trained_on_the_tiny_policys_annotations_ranks_its_held_out_samples(
         policy.close()
     assert stats["paths"] > 200
     train_prm(str(ASSETS / "tiny-policy-strong"), tmp_path / "annotate" / "paths.jsonl", tmp_path / "prm",
-              labels="local", lr=2e-3, batch_size=16, max_steps=1000, seed=0, warmup_ratio=0.05, weight_decay=0.0)
+              labels="oracle", lr=2e-3, batch_size=16, max_steps=1000, seed=0, warmup_ratio=0.05, weight_decay=0.0)
     prm = StepPRM.from_pretrained(tmp_path / "prm")
     try:
         score_file(prm, tmp_path / "test" / "problems.jsonl", tmp_path / "samples.jsonl", tmp_path / "scored.jsonl",

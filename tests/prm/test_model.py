@@ -62,7 +62,7 @@ def test_vision_tower_is_frozen_by_default_and_only_it():
 
 def _train_a_little(prm, processor, problems, steps=8):
     """A few optimizer steps on local labels, so a saved PRM differs from its initialisation."""
-    from mmprm.prm.labels import LabelledPath
+    from mmprm.labels import LabelledPath
     from mmprm.prm.train import collate_examples, encode_examples, step_loss
 
     rng = random.Random(0)

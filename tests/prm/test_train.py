@@ -19,7 +19,7 @@ FAST = {"batch_size": 4, "lr": 3e-3, "log_every": 2, "num_threads": 1}
 
 def test_loss_falls_and_the_prm_is_saved_with_eval_metrics(synth, base, tmp_path, test_problems):
     out = tmp_path / "prm"
-    log = train_prm(base, synth / "train" / "paths-small.jsonl", out, labels="local", max_steps=24,
+    log = train_prm(base, synth / "train" / "paths-small.jsonl", out, labels="oracle", max_steps=24,
                     eval_data=str(synth / "test" / "paths-small.jsonl"), eval_every=12, **{**FAST, "log_every": 8})
     losses = [e["loss"] for e in log["losses"]]
     assert losses[-1] < losses[0]
@@ -38,7 +38,7 @@ def test_loss_falls_and_the_prm_is_saved_with_eval_metrics(synth, base, tmp_path
 
 def test_a_killed_run_resumes_to_the_same_weights(synth, base, tmp_path, monkeypatch):
     data = synth / "train" / "paths-small.jsonl"
-    kwargs = dict(labels="local", max_steps=6, save_every=3, seed=1, **FAST)
+    kwargs = dict(labels="oracle", max_steps=6, save_every=3, seed=1, **FAST)
     train_prm(base, data, tmp_path / "whole", **kwargs)
 
     real, calls = train_mod.collate_examples, []
@@ -64,7 +64,7 @@ def test_a_killed_run_resumes_to_the_same_weights(synth, base, tmp_path, monkeyp
 
 def test_other_settings_cannot_resume_a_killed_run_and_a_finished_one_is_kept(synth, base, tmp_path, monkeypatch):
     data = synth / "train" / "paths-small.jsonl"
-    kwargs = dict(labels="local", max_steps=4, save_every=2, **FAST)
+    kwargs = dict(labels="oracle", max_steps=4, save_every=2, **FAST)
     monkeypatch.setattr(train_mod, "step_loss", _dies_at_step(3, train_mod.step_loss))
     with pytest.raises(KeyboardInterrupt):
         train_prm(base, data, tmp_path / "prm", **kwargs)
@@ -90,7 +90,7 @@ def _dies_at_step(n, real):
 
 def test_local_labels_train_from_samples_and_problems(synth, base, tmp_path):
     log = train_prm(base, None, tmp_path / "prm", samples=str(synth / "test" / "samples.jsonl"),
-                    problems=str(synth / "test" / "problems.jsonl"), labels="local", head="value", max_steps=3,
+                    problems=str(synth / "test" / "problems.jsonl"), labels="oracle", head="value", max_steps=3,
                     **FAST)
     assert log["examples"] == 240 and log["steps"] == 3
 

@@ -12,7 +12,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 from mmprm.annotate.config import AnnotateConfig
-from mmprm.annotate.tree import Rollout, State, Tree
+from mmprm.annotate.tree import Rollout, State, Tree, state_counts
 from mmprm.grading import Grader
 from mmprm.policy.base import Continuation
 from mmprm.seeds import derive_seed
@@ -61,17 +61,21 @@ def per_step_mc(problem: Problem, grader: Grader, cfg: AnnotateConfig) -> Annota
             continue
         seen.add(tuple(solution.steps))
         labels: list[float] = []
+        counts: list = [state_counts(root)]
         for i in range(1, len(solution.steps)):
             if labels and labels[-1] == 0.0 or tree.rollouts >= cfg.rollout_budget:
                 break
             state = tree.insert(solution.steps[:i])
             labels.append((yield from estimate(tree, state, problem, grader, cfg)))
+            counts.append(state_counts(state))
         if len(labels) < len(solution.steps) - 1:  # stopped early: the rest is 0 (or unlabelled)
             if not labels or labels[-1] != 0.0:
                 continue  # out of budget before a zero: leave this solution unlabelled
+            counts += [None] * (len(solution.steps) - len(labels))
             labels += [0.0] * (len(solution.steps) - len(labels))
         else:
             labels.append(1.0 if solution.correct else 0.0)
+            counts.append([int(solution.correct), 1])
         paths.append(AnnotatedPath.of(problem, solution.steps, labels,
-                                      hard_labels=[v > 0 for v in labels]))
+                                      hard_labels=[v > 0 for v in labels], mc_counts=counts))
     return tree, paths

@@ -4,7 +4,9 @@ A state is a solution prefix (a list of steps). States form a prefix tree:
 a state's parent is the longest other state whose steps begin it, so an edge
 carries one or more steps. Trees are saved one JSON per problem for
 inspection and turned into training paths by `to_paths` (MM-PRM's traversal)
-or `rollout_paths` (every complete solution the search sampled).
+or `rollout_paths` (every complete solution the search sampled). Each path
+carries `meta.mc_counts`, the [right, total] rollouts behind each prefix's MC
+(the empty prefix first), from which mmprm.labels derives its label sources.
 """
 
 from __future__ import annotations
@@ -108,25 +110,29 @@ def to_paths(tree: Tree, problem: Problem) -> list[AnnotatedPath]:
     if tree.skipped or not tree.states:
         return []
     paths: list[AnnotatedPath] = []
+    start = [state_counts(tree.root)]
 
-    def walk(state: State, steps: list[str], labels: list[float]) -> None:
+    def walk(state: State, steps: list[str], labels: list[float], counts: list) -> None:
         if state.id != tree.root.id:
             span = state.steps[len(steps):]
             steps, labels = steps + span, labels + [float(state.mc)] * len(span)
+            counts = counts + [None] * (len(span) - 1) + [state_counts(state)]
             if state.mc == 0:
-                paths.append(AnnotatedPath.of(problem, steps, labels, end="negative"))
+                paths.append(AnnotatedPath.of(problem, steps, labels, end="negative", mc_counts=counts))
                 return
         if not state.children:
             correct = sorted((r for r in state.rollouts if r.correct and r.steps), key=lambda r: len(r.steps))
             if correct:
                 tail = correct[0].steps
                 tail_labels = [float(state.mc)] * (len(tail) - 1) + [1.0]
-                paths.append(AnnotatedPath.of(problem, steps + tail, labels + tail_labels, end="positive"))
+                tail_counts = [None] * (len(tail) - 1) + [[1, 1]]
+                paths.append(AnnotatedPath.of(problem, steps + tail, labels + tail_labels, end="positive",
+                                              mc_counts=counts + tail_counts))
             return
         for c in state.children:
-            walk(tree.states[c], steps, labels)
+            walk(tree.states[c], steps, labels, counts)
 
-    walk(tree.root, [], [])
+    walk(tree.root, [], [], start)
     return paths
 
 
@@ -157,21 +163,33 @@ def rollout_paths(tree: Tree, problem: Problem) -> list[AnnotatedPath]:
             count[0] += correct
             count[1] += 1
 
-    def value(prefix: tuple[str, ...]) -> float:
+    def value(prefix: tuple[str, ...]) -> tuple[float, list[int]]:
+        """The prefix's MC and the [right, total] rollouts behind it."""
         state = tree.find(list(prefix))
         if state is not None and state.mc is not None:
-            return float(state.mc)
+            return float(state.mc), state_counts(state)
         right, total = through[prefix]
-        return right / total
+        return right / total, [right, total]
 
     paths, seen = [], set()
     for steps, correct, _ in solutions:
         if steps in seen:
             continue
         seen.add(steps)
-        labels = [value(steps[:j]) for j in range(1, len(steps))] + [float(correct)]
-        paths.append(AnnotatedPath.of(problem, list(steps), labels, end="positive" if correct else "negative"))
+        inner = [value(steps[:j]) for j in range(1, len(steps))]
+        labels = [mc for mc, _ in inner] + [float(correct)]
+        counts = [state_counts(tree.root)] + [c for _, c in inner] + [[int(correct), 1]]
+        paths.append(AnnotatedPath.of(problem, list(steps), labels, end="positive" if correct else "negative",
+                                      mc_counts=counts))
     return paths
+
+
+def state_counts(state: State) -> list[int]:
+    """[right, total] of a state's rollouts; a state given its MC without rollouts
+    is a whole solution, whose outcome is known exactly."""
+    if state.rollouts:
+        return [sum(r.correct for r in state.rollouts), len(state.rollouts)]
+    return [round(state.mc), 1]
 
 
 def training_paths(tree: Tree, problem: Problem, kind: str = "traversal", *, min_steps: int = 2,

@@ -26,7 +26,11 @@ class DemoConfig:
     searches: int = 6
     rollout_budget: int = 120
     paths: str = "rollouts"   # every sampled solution: the traversal alone never ends on a right answer here
-    # PRM training (both label types, same paths, same settings)
+    # PRM training: one PRM per label source (mmprm.labels), same paths, same settings. The
+    # headline PRM is the best oracle-free one; "oracle" reads the generator's ground truth
+    # and is only a ceiling.
+    label_sources: list[str] = field(default_factory=lambda: ["mc", "first-error", "oracle"])
+    headline: str = "first-error"
     prm_steps: int = 1000
     prm_lr: float = 2e-3      # at 1e-3 some seeds never leave the base-rate plateau (docs/results.md)
     prm_batch: int = 16
@@ -34,7 +38,7 @@ class DemoConfig:
     test_problems: int = 300
     samples: int = 8
     n_values: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
-    # step-level beam search with the local-label PRM
+    # step-level beam search, guided by the headline PRM and by the oracle-label one
     beam_problems: int = 100
     beam_n: int = 8
     beam_width: int = 2
@@ -56,5 +60,13 @@ VARIANTS = {
 def demo_config(variant: str = "default", **overrides) -> DemoConfig:
     if variant not in VARIANTS:
         raise ValueError(f"unknown demo variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    return replace(DemoConfig(variant=variant, **VARIANTS[variant]),
-                   **{k: v for k, v in overrides.items() if v is not None})
+    cfg = replace(DemoConfig(variant=variant, **VARIANTS[variant]),
+                  **{k: v for k, v in overrides.items() if v is not None})
+    from mmprm.labels import get_source
+
+    for name in cfg.label_sources:
+        get_source(name)
+    if cfg.headline not in cfg.label_sources or get_source(cfg.headline).oracle:
+        raise ValueError(f"the headline PRM ({cfg.headline!r}) must be one of the trained label sources "
+                         f"{cfg.label_sources} and must not be an oracle")
+    return cfg

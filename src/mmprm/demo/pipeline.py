@@ -1,12 +1,13 @@
 """`mmprm demo`: the whole MM-PRM pipeline on one laptop.
 
 synthetic problems -> the tiny policy (committed checkpoints) -> OmegaPRM
-annotation -> two PRMs (MC prefix labels, as MM-PRM; local labels) from the
-strong checkpoint -> on held-out problems: samples from the weak policy,
-scored by both PRMs and by the strong policy's likelihood -> every selection
-method at every N, beam search -> report.md, report.json, accuracy.png and
-index.html. Every stage keeps its output under `out/`; a rerun skips what
-is done and resumes what was cut off.
+annotation -> one PRM per label source from the strong checkpoint (MM-PRM's
+MC values; first errors located from the MC values, the headline; the
+generator's ground truth, an oracle ceiling) -> on held-out problems: samples
+from the weak policy, scored by every PRM and by the strong policy's
+likelihood -> every selection method at every N, beam search -> report.md,
+report.json, accuracy.png and index.html. Every stage keeps its output under
+`out/`; a rerun skips what is done and resumes what was cut off.
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mmprm.demo.config import DemoConfig
-
-SCORERS = ("prm-prefix", "prm-local", "likelihood")
-
 
 def _stage(name: str) -> float:
     print(f"\n== {name}", flush=True)
@@ -43,6 +41,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     from mmprm.policy.hf import HFPolicy
     from mmprm.prm.likelihood import LikelihoodPRM
     from mmprm.prm.score import StepPRM, score_file
+    from mmprm.labels import get_source
     from mmprm.prm.train import train_prm
 
     import torch
@@ -84,15 +83,16 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     finally:
         policy.close()
 
-    for labels in ("prefix", "local"):
-        t = _stage(f"train the PRM on {labels} labels (from the strong policy)")
-        log = train_prm(cfg.strong_policy, out / "annotate" / "paths.jsonl", out / f"prm-{labels}", labels=labels,
+    for source in cfg.label_sources:
+        t = _stage(f"train the PRM on {source} labels (from the strong policy)"
+                   + (" [oracle: ground truth, a ceiling]" if get_source(source).oracle else ""))
+        log = train_prm(cfg.strong_policy, out / "annotate" / "paths.jsonl", out / f"prm-{source}", labels=source,
                         lr=cfg.prm_lr, batch_size=cfg.prm_batch, max_steps=cfg.prm_steps, seed=cfg.seed,
                         warmup_ratio=0.05, weight_decay=0.0)
         print(f"   {_brief(log)}")
-        _done(f"prm-{labels} training", t, timings)
+        _done(f"prm-{source} training", t, timings)
 
-    for scorer in SCORERS:
+    for scorer in scorers(cfg):
         t = _stage(f"score the held-out samples with {scorer}")
         prm = (LikelihoodPRM.from_path(cfg.strong_policy) if scorer == "likelihood"
                else StepPRM.from_pretrained(out / scorer))
@@ -102,9 +102,11 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
             prm.close()
         _done(f"{scorer} scoring", t, timings)
 
-    t = _stage(f"beam search on {min(cfg.beam_problems, len(test))} problems (weak policy + prm-local)")
-    beam = _beam(cfg, out, test[: cfg.beam_problems], grader)
-    _done("beam search", t, timings)
+    beam = {}
+    for scorer in beam_scorers(cfg):
+        t = _stage(f"beam search on {min(cfg.beam_problems, len(test))} problems (weak policy + {scorer})")
+        beam[scorer] = _beam(cfg, out, scorer, test[: cfg.beam_problems], grader)
+        _done(f"beam search ({scorer})", t, timings)
 
     t = _stage("report")
     report = build_report(cfg, out, grader, beam, timings)
@@ -113,12 +115,30 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     return report
 
 
+def scorers(cfg: DemoConfig) -> list[str]:
+    return [f"prm-{source}" for source in cfg.label_sources] + ["likelihood"]
+
+
+def beam_scorers(cfg: DemoConfig) -> list[str]:
+    """The headline PRM, and the oracle-label PRM beside it as the ceiling."""
+    return [f"prm-{cfg.headline}"] + [f"prm-{s}" for s in cfg.label_sources if s == "oracle"]
+
+
+def label_source_of(scorer: str) -> dict:
+    from mmprm.labels import get_source
+
+    if scorer == "likelihood":
+        return {"source": "none (untrained strong policy)", "oracle": False}
+    source = scorer.removeprefix("prm-")
+    return {"source": source, "oracle": get_source(source).oracle}
+
+
 def _brief(log: dict) -> str:
-    keep = ("steps", "train_loss", "examples", "eval", "seconds")
+    keep = ("steps", "examples", "final_loss", "time_s")
     return json.dumps({k: log[k] for k in keep if k in log})
 
 
-def _beam(cfg: DemoConfig, out: Path, problems, grader) -> dict:
+def _beam(cfg: DemoConfig, out: Path, scorer: str, problems, grader) -> dict:
     from mmprm.policy.hf import HFPolicy
     from mmprm.prm.score import StepPRM
     from mmprm.search.runner import run_search
@@ -127,9 +147,9 @@ def _beam(cfg: DemoConfig, out: Path, problems, grader) -> dict:
     search_cfg = SearchConfig(method="beam", n=cfg.beam_n, width=cfg.beam_width, max_depth=cfg.max_steps + 3,
                               aggregation="min", temperature=cfg.temperature, max_step_tokens=32, seed=cfg.seed)
     policy = HFPolicy(cfg.weak_policy, batch_size=cfg.policy_batch)
-    prm = StepPRM.from_pretrained(out / "prm-local")
+    prm = StepPRM.from_pretrained(out / scorer)
     try:
-        return run_search(problems, policy, prm, grader, search_cfg, out / "search-beam")
+        return run_search(problems, policy, prm, grader, search_cfg, out / f"search-beam-{scorer}")
     finally:
         policy.close()
         prm.close()
@@ -138,41 +158,47 @@ def _beam(cfg: DemoConfig, out: Path, problems, grader) -> dict:
 def build_report(cfg: DemoConfig, out: Path, grader, beam: dict, timings: dict) -> dict:
     from mmprm.data import load_problems
     from mmprm.evaluate.html import render_page, results_table
-    from mmprm.evaluate.report import build_pools, evaluate_pools, load_solutions, markdown
     from mmprm.evaluate.plot import plot_accuracy
+    from mmprm.evaluate.report import build_pools, evaluate_pools, load_solutions, markdown
 
+    names = scorers(cfg)
     combined: dict = {"methods": {}, "intervals": {}, "counts": {}, "notes": []}
-    for scorer in SCORERS:
+    for scorer in names:
         pools = build_pools(load_solutions(out / f"scored-{scorer}.jsonl"), grader)
         rep = evaluate_pools(pools, cfg.n_values, bounded=None, seed=cfg.seed)
         for method, by_n in rep["methods"].items():
             shared = method in ("random", "majority", "pass@k")
-            if shared and scorer != SCORERS[0]:
+            if shared and scorer != names[0]:
                 continue
             name = method if shared else f"{scorer} {method}"
             combined["methods"][name] = by_n
             combined["intervals"][name] = rep["intervals"][method]
         combined["notes"] += [n for n in rep["notes"] if n not in combined["notes"]]
         combined["counts"] = rep["counts"]
-    combined["ranking"] = _ranking(out)
+    combined["label_sources"] = {scorer: label_source_of(scorer) for scorer in names}
+    combined["headline"] = f"prm-{cfg.headline}"
+    combined["ranking"] = _ranking(out, names)
     combined["notes"].append(_ranking_note(cfg, combined["ranking"]))
     combined["beam_search"] = beam
     combined["timings_seconds"] = timings
-    beam_note = (f"Beam search (prm-local guides, width {cfg.beam_width}, {cfg.beam_n} samples a round) on "
-                 f"{beam['problems']} problems: {100 * beam['accuracy']['beam_min']:.1f}% (best final candidate by "
-                 f"min score), {beam['tokens_per_problem']:.0f} generated tokens a problem.")
-    combined["notes"].append(beam_note)
+    for scorer, result in beam.items():
+        combined["notes"].append(
+            f"Beam search ({scorer} guides, width {cfg.beam_width}, {cfg.beam_n} samples a round) on "
+            f"{result['problems']} problems: {100 * result['accuracy']['beam_min']:.1f}% (best final candidate by "
+            f"min score), {result['tokens_per_problem']:.0f} generated tokens a problem.")
+    combined["summary"] = summary_rows(cfg, combined)
     report_dir = out / "report"
     report_dir.mkdir(exist_ok=True)
     (report_dir / "report.json").write_text(json.dumps(combined, indent=2) + "\n")
     title = f"mmprm demo ({cfg.variant}): selection on {combined['counts']['problems']} held-out problems"
-    (report_dir / "report.md").write_text(markdown(combined, title))
-    shown = ["pass@k", "majority", "random"] + [f"{s} {m}" for s in SCORERS for m in ("bon_min", "weighted_min")]
+    (report_dir / "report.md").write_text(summary_markdown(cfg, combined) + "\n" +
+                                          markdown(combined, "Every method at every N"))
+    shown = ["pass@k", "majority", "random"] + [f"{s} {m}" for s in names for m in ("bon_min", "weighted_min")]
     plot_accuracy(combined, report_dir / "accuracy.png", title=title, methods=shown)
 
     test = load_problems(out / "data" / "test" / "problems.jsonl")[:6]
     scored = {}
-    for sol in load_solutions(out / "scored-prm-local.jsonl"):
+    for sol in load_solutions(out / f"scored-{combined['headline']}.jsonl"):
         scored.setdefault(sol.problem_id, []).append(sol)
     tree = _interesting_tree(out / "annotate")
     train = {p.id: p for p in load_problems(out / "data" / "train" / "problems.jsonl")}
@@ -184,18 +210,67 @@ def build_report(cfg: DemoConfig, out: Path, grader, beam: dict, timings: dict) 
                        f'<p><img alt="accuracy against N" src="{plot_uri}" style="max-width:100%"></p>',
                        test, {p.id: scored.get(p.id, [])[: cfg.samples] for p in test},
                        tree=tree, tree_problem=train.get(tree["problem_id"]) if tree else None,
-                       notes=combined["notes"] + ["Candidate steps are coloured by the prm-local PRM."])
+                       notes=combined["notes"] + [f"Candidate steps are coloured by the {combined['headline']} PRM "
+                                                  f"({cfg.headline} labels, no oracle)."])
     (report_dir / "index.html").write_text(page)
     return combined
 
 
-def _ranking(out: Path) -> dict:
+def summary_rows(cfg: DemoConfig, report: dict) -> list[dict]:
+    """One row a scorer: its label source, ranking figures, its best selection at the largest N, beam search."""
+    n = str(max(cfg.n_values))
+    rows = []
+    for scorer, source in report["label_sources"].items():
+        rank = report["ranking"][scorer]
+        weighted = {m: v[n] for m, v in report["methods"].items() if m.startswith(f"{scorer} weighted_")}
+        best = max(weighted, key=weighted.get)
+        beam = report["beam_search"].get(scorer)
+        rows.append({"scorer": scorer, **source, "within_problem_auroc": rank["within_problem_auroc_min"],
+                     "step_auroc": rank.get("step_auroc_local"), "first_error_f1": rank.get("first_error_f1"),
+                     "bon_min": report["methods"][f"{scorer} bon_min"][n],
+                     "best_weighted": best.split(" ", 1)[1], "best_weighted_accuracy": weighted[best],
+                     "beam": None if beam is None else beam["accuracy"]["beam_min"]})
+    return rows
+
+
+def summary_markdown(cfg: DemoConfig, report: dict) -> str:
+    """The headline table: each scorer against pass@1, majority and pass@k, with its label source."""
+    n = str(max(cfg.n_values))
+
+    def pct(v):
+        return "–" if v is None else f"{100 * v:.1f}"
+
+    def num(v):
+        return "–" if v is None else f"{v:.3f}"
+
+    methods = report["methods"]
+    lines = [f"# mmprm demo ({cfg.variant}): {report['counts']['problems']} held-out problems × {cfg.samples} samples",
+             "", f"Baselines at N={n}: pass@1 {pct(methods['random'][n])}, majority vote "
+             f"{pct(methods['majority'][n])}, pass@{n} (oracle: any sample right) {pct(methods['pass@k'][n])}.",
+             f"The headline PRM is **{report['headline']}**: it learnt from the policy's own rollouts alone. "
+             "Rows marked ORACLE learnt from the synthetic generator's ground truth, which no real user has: "
+             "they are a ceiling, not a product.", "",
+             f"| scorer | label source | within-problem AUROC | step AUROC | first-error F1 | BoN-min@{n} "
+             f"| best weighted vote@{n} | beam search |", "|---|---|---|---|---|---|---|---|"]
+    for row in report["summary"]:
+        source = ("ORACLE: " if row["oracle"] else "") + row["source"]
+        name = f"**{row['scorer']}**" if row["scorer"] == report["headline"] else row["scorer"]
+        lines.append(f"| {name} | {source} | {num(row['within_problem_auroc'])} | {num(row['step_auroc'])} | "
+                     f"{num(row['first_error_f1'])} | {pct(row['bon_min'])} | {pct(row['best_weighted_accuracy'])} "
+                     f"({row['best_weighted']}) | {pct(row['beam'])} |")
+    lines += ["", "Step AUROC and first-error F1 are measured against the synthetic checker's verdicts "
+              "(evaluation only). Beam search runs on the first "
+              f"{cfg.beam_problems} problems.", ""]
+    return "\n".join(lines)
+
+
+def _ranking(out: Path, names: list[str]) -> dict:
     """How well each scorer ranks a problem's right samples above its wrong ones
-    (what selection needs), and its step AUROC against the synthetic checker."""
+    (what selection needs), and its step AUROC and first-error F1 against the synthetic checker."""
     from mmprm.prm.metrics import scored_summary
 
     return {scorer: scored_summary(out / f"scored-{scorer}.jsonl", out / "data" / "test" / "problems.jsonl")
-            for scorer in SCORERS}
+            for scorer in names}
 
 
 def _ranking_note(cfg: DemoConfig, ranking: dict) -> str:

@@ -19,6 +19,7 @@ from mmprm.data.adapters import processbench
 from mmprm.data.convert import iter_raw
 from mmprm.io import RejectLog, Rejected, read_records
 from mmprm.prm.base import PRM
+from mmprm.prm.metrics import choose_threshold, predict_first_error, processbench_metrics
 from mmprm.seeds import derive_seed
 from mmprm.types import AnnotatedPath, Problem, RecordError
 
@@ -52,35 +53,6 @@ def load_cases(path: str | Path, rejects: RejectLog | None = None) -> list[Annot
         else:
             cases.append(rec)
     return cases
-
-
-def predict_first_error(scores: list[float], threshold: float) -> int:
-    return next((i for i, s in enumerate(scores) if s < threshold), -1)
-
-
-def processbench_metrics(predicted: list[int], labels: list[int]) -> dict:
-    pred, gold = np.asarray(predicted), np.asarray(labels)
-    erroneous, correct = gold >= 0, gold < 0
-    error_acc = float((pred[erroneous] == gold[erroneous]).mean()) if erroneous.any() else float("nan")
-    correct_acc = float((pred[correct] == -1).mean()) if correct.any() else float("nan")
-    f1 = 0.0 if error_acc + correct_acc == 0 else 2 * error_acc * correct_acc / (error_acc + correct_acc)
-    return {"error_acc": error_acc, "correct_acc": correct_acc, "f1": float(f1),
-            "erroneous": int(erroneous.sum()), "correct": int(correct.sum())}
-
-
-def choose_threshold(all_scores: list[list[float]], labels: list[int]) -> float:
-    """The threshold with the best F1: candidates are midpoints between the
-    distinct scores (plus both ends)."""
-    values = np.unique(np.concatenate([np.asarray(s, dtype=float) for s in all_scores if s] or [np.zeros(1)]))
-    candidates = np.concatenate([[values[0] - 1e-6], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-6]])
-    if len(candidates) > 400:  # keep the search cheap on big sets
-        candidates = np.quantile(candidates, np.linspace(0, 1, 400))
-    best, best_f1 = 0.5, -1.0
-    for t in candidates:
-        f1 = processbench_metrics([predict_first_error(s, t) for s in all_scores], labels)["f1"]
-        if f1 > best_f1:
-            best, best_f1 = float(t), f1
-    return best
 
 
 def evaluate_steps(prm: PRM, cases: list[AnnotatedPath], *, threshold: float | None = None,

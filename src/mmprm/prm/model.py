@@ -202,8 +202,10 @@ def load_backbone(path: str | Path, *, trust_remote_code: bool = False, dtype=No
     return model, tok
 
 
-def save_prm(model: PRMModel, processor, scheme: Scheme, out: str | Path, state_dict: dict | None = None) -> Path:
-    """Backbone (safetensors, LoRA merged), processor, readout settings and value head, in one folder."""
+def save_prm(model: PRMModel, processor, scheme: Scheme, out: str | Path, state_dict: dict | None = None, *,
+             label_source: str | None = None, oracle: bool = False) -> Path:
+    """Backbone (safetensors, LoRA merged), processor, readout settings and value head, in one folder;
+    the label source it learnt from is recorded, and whether that source is an oracle."""
     from safetensors.torch import save_file
 
     out = Path(out)
@@ -226,7 +228,8 @@ def save_prm(model: PRMModel, processor, scheme: Scheme, out: str | Path, state_
                 if k.startswith("value_head.")}
         save_file({k: v.detach().contiguous().cpu() for k, v in head.items()}, str(out / VALUE_HEAD))
     spec = {"format": "mmprm-prm", "version": 1, "scheme": scheme.name, "readout": model.readout,
-            "label_ids": list(model.label_ids) if model.label_ids else None}
+            "label_ids": list(model.label_ids) if model.label_ids else None,
+            "label_source": label_source, "oracle_labels": oracle}
     (out / PRM_CONFIG).write_text(json.dumps(spec, indent=2) + "\n")
     return out
 

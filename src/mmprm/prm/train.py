@@ -2,8 +2,9 @@
 
 Built on accelerate, so the same code runs on a CPU, on one GPU, and under
 `accelerate launch --config_file recipes/accelerate/<deepspeed-zero2|deepspeed-zero3|fsdp>.yaml`.
-The default loss is the soft-label cross-entropy over [+, -] (BCE against
-the MC value); `loss="hard"` uses MC > 0. Batches come from a plan that is a
+The targets come from a named label source (mmprm.labels; MM-PRM's MC
+value by default). The default loss is the soft-label cross-entropy over
+[+, -] (BCE against the target); `loss="hard"` uses target > 0. Batches come from a plan that is a
 function of (seed, step) only, so a killed run resumes from its last
 checkpoint (safetensors weights, optimizer, schedule, RNG) to the same
 weights an uninterrupted run reaches. Length bucketing (on by default)
@@ -23,8 +24,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from mmprm.labels import LABEL_SOURCES, LabelledPath, get_source, load_labelled
 from mmprm.prm.formats import collate, encode, get_scheme
-from mmprm.prm.labels import LabelledPath, load_labelled
 from mmprm.prm.metrics import auroc
 from mmprm.prm.model import apply_lora, build_prm, load_backbone, save_prm
 from mmprm.recipes import from_recipe
@@ -41,8 +42,10 @@ class PRMTrainConfig:
     data: str | None = None            # annotated paths (paths.jsonl)
     samples: str | None = None         # or Solutions (samples.jsonl) ...
     problems: str | None = None        # ... with their problems.jsonl
-    labels: str = "prefix"             # prefix | local
-    loss: str = "soft"                 # soft (BCE on the MC value) | hard (MC > 0)
+    labels: str = "mc"                 # the label source (mmprm.labels): mc (MM-PRM's), first-error, ...
+    min_rollouts: int = 1              # MC-derived labels: an MC estimate counts from this many rollouts
+    first_error_threshold: float = 0.5  # first-error: a step must keep this share of the prefix's MC
+    loss: str = "soft"                 # soft (BCE on the target) | hard (target > 0)
     scheme: str = "mmprm"
     head: str = "token"                # token ([+, -] logits) | value (scalar head)
     lr: float = 2e-6
@@ -72,7 +75,7 @@ class PRMTrainConfig:
 
     def __post_init__(self) -> None:
         get_scheme(self.scheme)
-        checks = {"labels": ("prefix", "local"), "loss": ("soft", "hard"), "head": ("token", "value")}
+        checks = {"labels": tuple(LABEL_SOURCES), "loss": ("soft", "hard"), "head": ("token", "value")}
         for key, allowed in checks.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
@@ -227,7 +230,8 @@ def _train(cfg: PRMTrainConfig, out: Path) -> dict:
     acc.wait_for_everyone()
     state = acc.get_state_dict(model)
     if acc.is_main_process:
-        save_prm(acc.unwrap_model(model), processor, scheme, out, state_dict=state)
+        save_prm(acc.unwrap_model(model), processor, scheme, out, state_dict=state,
+                 label_source=cfg.labels, oracle=get_source(cfg.labels).oracle)
         (out / "train_log.json").write_text(json.dumps(log, indent=2) + "\n")
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
         print(f"trained {total_steps} steps in {log['time_s']} s ({log['tokens_per_s']:.0f} tokens/s, "
@@ -238,7 +242,8 @@ def _train(cfg: PRMTrainConfig, out: Path) -> dict:
 def _examples(cfg: PRMTrainConfig, processor, data, samples, problems) -> tuple[list[Example], int]:
     if data is None and samples is None:
         return [], 0
-    paths = load_labelled(data, samples=samples, problems=problems, labels=cfg.labels, dedupe=cfg.dedupe)
+    paths = load_labelled(data, samples=samples, problems=problems, labels=cfg.labels,
+                          min_rollouts=cfg.min_rollouts, threshold=cfg.first_error_threshold, dedupe=cfg.dedupe)
     return encode_examples(paths, get_scheme(cfg.scheme), processor, max_length=cfg.max_length)
 
 

@@ -1,0 +1,169 @@
+"""Label sources: where a PRM's per-step training targets come from, chosen by name.
+
+| name          | from                                                      | needs          |
+|---------------|-----------------------------------------------------------|----------------|
+| mc            | the prefix's MC value (MM-PRM's label)                    | an annotation  |
+| first-error   | steps before the MC-located first error 1, it 0, rest unknown | an annotation |
+| survival      | MC(k) / MC(k-1), clipped                                  | an annotation  |
+| advantage     | (1 + MC(k) - MC(k-1)) / 2 (process advantage)             | an annotation  |
+| arithmetic    | sympy check of each step's "a op b = c"                   | nothing        |
+| oracle        | the synthetic generator's verdict on each step            | ground truth   |
+| oracle-prefix | the oracle's verdicts chained (0 from the first wrong step) | ground truth |
+
+The oracle sources read ground truth no real user has: they exist to measure
+the others against, as a ceiling, and every report names them. Everything
+else is computed from the policy's own rollouts (mmprm.labels.mc) or needs
+no reference at all. A target of None takes no part in the loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmprm.io import load_records, resolve_image
+from mmprm.labels.judges import ArithmeticJudge, OracleJudge, StepJudge
+from mmprm.labels.mc import advantage_labels, first_error_labels, mc_counts, survival_labels
+from mmprm.types import AnnotatedPath, Problem, RecordError, Solution
+
+
+@dataclass(frozen=True)
+class LabelSource:
+    name: str
+    summary: str
+    oracle: bool = False            # reads ground truth: a ceiling, never the product's label
+    from_annotation: bool = False   # needs an annotated path (MC values and counts)
+
+
+LABEL_SOURCES = {s.name: s for s in [
+    LabelSource("mc", "the prefix's Monte-Carlo value (MM-PRM)", from_annotation=True),
+    LabelSource("first-error", "1 before the MC-located first error, 0 at it, later steps unknown",
+                from_annotation=True),
+    LabelSource("survival", "MC(k) / MC(k-1), clipped to [0, 1]", from_annotation=True),
+    LabelSource("advantage", "(1 + MC(k) - MC(k-1)) / 2, the process advantage", from_annotation=True),
+    LabelSource("arithmetic", "sympy check of the step's plain arithmetic (unknown when it has none)"),
+    LabelSource("oracle", "ORACLE: the synthetic generator's verdict on each step (ground truth)", oracle=True),
+    LabelSource("oracle-prefix", "ORACLE: the generator's verdicts chained, 0 from the first wrong step",
+                oracle=True),
+]}
+_FROM_COUNTS = {"survival": survival_labels, "advantage": advantage_labels}
+
+
+def get_source(name: str) -> LabelSource:
+    if name not in LABEL_SOURCES:
+        raise ValueError(f"unknown label source {name!r}; choose from {', '.join(LABEL_SOURCES)}")
+    return LABEL_SOURCES[name]
+
+
+@dataclass
+class LabelledPath:
+    """A solution to train on: its problem, steps, and one target in [0, 1] (or None) per step."""
+
+    problem: Problem
+    steps: list[str]
+    targets: list[float | None]
+
+
+def step_targets(source: str, problem: Problem, steps: list[str], path: AnnotatedPath | None = None, *,
+                 min_rollouts: int = 1, threshold: float = 0.5) -> list[float | None]:
+    """One target per step from the named source; `path` (the annotated path of
+    these steps) is needed by the sources that read the annotation."""
+    spec = get_source(source)
+    if spec.from_annotation:
+        if path is None:
+            raise ValueError(f"label source {source!r} reads an annotation's MC values: train on annotated "
+                             "paths (paths.jsonl), not on samples")
+        if source == "mc":
+            return list(path.labels)
+        if source == "first-error":
+            return first_error_labels(mc_counts(path), min_rollouts, threshold)
+        return _FROM_COUNTS[source](mc_counts(path), min_rollouts)
+    if source == "arithmetic":
+        return _as_targets(ArithmeticJudge().judge(problem, steps))
+    local = _as_targets(OracleJudge().judge(problem, steps))
+    return local if source == "oracle" else prefix_from_local(local)
+
+
+def reference_verdicts(problem: Problem, steps: list[str]) -> list[bool | None]:
+    """For evaluation only: the generator's verdicts on a synthetic problem, the
+    arithmetic check elsewhere."""
+    judge: StepJudge = OracleJudge() if isinstance(problem.meta.get("objects"), dict) else ArithmeticJudge()
+    return judge.judge(problem, steps)
+
+
+def _as_targets(verdicts: list[bool | None]) -> list[float | None]:
+    return [None if v is None else float(v) for v in verdicts]
+
+
+def prefix_from_local(local: list[float | None]) -> list[float | None]:
+    """Chain local verdicts: 0 once a step is wrong, unknown after an undecided step, else 1."""
+    out, state = [], 1.0
+    for v in local:
+        if v == 0.0:
+            state = 0.0
+        elif v is None and state == 1.0:
+            state = None
+        out.append(state)
+    return out
+
+
+def load_labelled(data: str | Path | None = None, *, samples: str | Path | None = None,
+                  problems: str | Path | None = None, labels: str = "mc", min_rollouts: int = 1,
+                  threshold: float = 0.5, dedupe: bool = True) -> list[LabelledPath]:
+    """Training paths from an AnnotatedPath file (`data`) or a samples + problems pair,
+    labelled by the source `labels`."""
+    get_source(labels)
+    if (data is None) == (samples is None):
+        raise ValueError("give either data (annotated paths) or samples with problems")
+    if data is not None:
+        out = []
+        for p in annotated_paths(Path(data)):
+            problem = p.problem(missing_answer="")
+            targets = step_targets(labels, problem, p.steps, p, min_rollouts=min_rollouts, threshold=threshold)
+            out.append(LabelledPath(problem, p.steps, targets))
+    else:
+        if problems is None:
+            raise ValueError("samples need their problems file (--problems)")
+        out = _from_samples(Path(samples), Path(problems), labels)
+    if dedupe:
+        seen, unique = set(), []
+        for p in out:
+            key = (p.problem.id, tuple(p.steps))
+            if key not in seen:
+                seen.add(key)
+                unique.append(p)
+        out = unique
+    return [p for p in out if p.steps and any(t is not None for t in p.targets)]
+
+
+def annotated_paths(path: Path) -> list[AnnotatedPath]:
+    """An AnnotatedPath file (or a folder holding paths.jsonl), image paths made absolute."""
+    if path.is_dir():
+        path = path / "paths.jsonl"
+    records = load_records(path, AnnotatedPath.from_dict)
+    for rec in records:
+        refs = []
+        for ref in rec.images:
+            try:
+                found = resolve_image(ref, path.parent)
+            except RecordError as e:
+                raise RecordError(f"{path}: path {rec.id!r}: {e}") from None
+            refs.append(ref if isinstance(found, bytes) else str(found))
+        rec.images = refs
+    return records
+
+
+def _from_samples(samples: Path, problems: Path, labels: str) -> list[LabelledPath]:
+    from mmprm.data import load_problems
+
+    by_id = {p.id: p for p in load_problems(problems, strict=True)}
+    out, missing = [], 0
+    for sol in load_records(samples, Solution.from_dict):
+        problem = by_id.get(sol.problem_id)
+        if problem is None:
+            missing += 1
+            continue
+        out.append(LabelledPath(problem, sol.steps, step_targets(labels, problem, sol.steps)))
+    if missing:
+        print(f"{samples}: {missing} solutions skipped, their problems are not in {problems}")
+    return out
