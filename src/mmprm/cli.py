@@ -154,7 +154,7 @@ def _shard(text: str | None) -> tuple[int, int]:
 def cmd_export(args: argparse.Namespace) -> int:
     from mmprm.annotate.export import export_paths
 
-    n = export_paths(args.paths, args.out, args.format, balance=args.balance, seed=args.seed)
+    n = export_paths(args.paths, args.out, args.format, balance=args.balance, seed=args.seed, labels=args.labels)
     print(f"wrote {n} {args.format} records to {args.out}", file=sys.stderr)
     return 0
 
@@ -348,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["annotated", "stepwise", "internvl"])
     p.add_argument("--out", required=True)
     p.add_argument("--balance", action="store_true", help="as many positive as negative paths")
+    p.add_argument("--labels", choices=list(LABEL_SOURCES), default="mc", metavar="SOURCE",
+                   help="the label source written (see `mmprm train --help`); paths are cut before an unknown step")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_export)
 

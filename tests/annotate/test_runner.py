@@ -14,8 +14,8 @@ from mmprm.annotate.runner import annotate, shard_of
 from mmprm.policy.simulated import SimulatedPolicy
 from mmprm.data import load_problems
 from mmprm.grading import RuleGrader
-from mmprm.io import write_jsonl
-from mmprm.types import Problem
+from mmprm.io import load_records, write_jsonl
+from mmprm.types import AnnotatedPath, Problem
 
 SIM = "sim:steps=6,error=0.12"
 
@@ -112,6 +112,22 @@ def test_every_export_format_loads_with_datasets(problems_file, tmp_path):
         else:
             image = row["images"][0]
         assert (target.parent / image).is_file()  # paths stay relative to the file
+
+
+def test_export_writes_a_named_label_source_and_cuts_unknown_steps(problems_file, tmp_path):
+    out = tmp_path / "ann"
+    annotate(load_problems(problems_file), SimulatedPolicy(), RuleGrader(), out,
+             AnnotateConfig(k=8, max_searches=6, paths="rollouts"), progress=False)
+    mc = load_records(out / "paths.jsonl", AnnotatedPath.from_dict)
+    n = export_paths(out / "paths.jsonl", tmp_path / "fe.jsonl", "annotated", labels="first-error")
+    relabelled = load_records(tmp_path / "fe.jsonl", AnnotatedPath.from_dict)
+    assert 0 < n == len(relabelled) <= len(mc)
+    assert all(p.meta["label_source"] == "first-error" and set(p.labels) <= {0.0, 1.0} for p in relabelled)
+    assert all(0.0 not in p.labels[:-1] for p in relabelled)  # nothing is kept after a first error
+    by_steps = {(p.id, tuple(p.steps)): p for p in mc}
+    for p in relabelled:  # each is a prefix of an annotated path
+        assert any(key[0] == p.id and key[1][: len(p.steps)] == tuple(p.steps) for key in by_steps)
+    assert any(p.labels[-1] == 0.0 for p in relabelled) and any(p.labels[-1] == 1.0 for p in relabelled)
 
 
 def test_ray_shards_merge_to_the_single_process_result(problems_file, tmp_path):

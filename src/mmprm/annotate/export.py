@@ -2,14 +2,16 @@
 
 - `annotated`: mmprm's AnnotatedPath JSONL (what `annotate` writes).
 - `stepwise`: the stepwise-supervision layout of Hugging Face PRM datasets
-  and TRL: `prompt`, `completions` (the steps), `labels` (bool: MC > 0),
+  and TRL: `prompt`, `completions` (the steps), `labels` (bool: label > 0),
   plus `mc` (the soft labels) and `images`.
 - `internvl`: MM-PRM's InternVL conversation layout: `image`, and
   `conversations` whose human turn is "Question: …\\nProcess: step<prm>…" and
   whose gpt turn holds the labels. The gpt turn's labels are written as JSON
   text (MM-PRM writes a bare list) so that both turns have one type and the
   file loads with `datasets`; the floats are also in `labels`.
-Image paths stay relative to the output file's folder.
+Image paths stay relative to the output file's folder. `labels` names the
+label source (mmprm.labels) whose targets are written; a path is cut before
+the first step that source leaves unknown.
 """
 
 from __future__ import annotations
@@ -51,13 +53,31 @@ def to_internvl(p: AnnotatedPath, index: int) -> dict:
     return record
 
 
+def relabel(path: AnnotatedPath, source: str, **options) -> AnnotatedPath | None:
+    """The path with its labels from the label source `source`, cut before its first
+    step the source leaves unknown (the formats hold a number per step); None when
+    not even the first step is known. The source's name goes into `meta.label_source`."""
+    from mmprm.labels import step_targets
+
+    targets = step_targets(source, path.problem(missing_answer=""), path.steps, path, **options)
+    known = next((i for i, t in enumerate(targets) if t is None), len(targets))
+    if known == 0:
+        return None
+    return AnnotatedPath(path.id, path.question, path.steps[:known], [float(t) for t in targets[:known]],
+                         path.answer, path.images, path.choices, path.source,
+                         {**path.meta, "label_source": source})
+
+
 def export_paths(paths_file: str | Path, out: str | Path, fmt: str, *, balance: bool = False,
-                 seed: int = 0) -> int:
-    """Write `paths_file` in format `fmt` to `out`; returns the number written."""
+                 seed: int = 0, labels: str = "mc", **label_options) -> int:
+    """Write `paths_file` in format `fmt` to `out`, labelled by the label source `labels`
+    (mmprm.labels; "mc" keeps the annotated MC values); returns the number written."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     paths_file, out = Path(paths_file), Path(out)
     paths = load_records(paths_file, AnnotatedPath.from_dict)
+    if labels != "mc":
+        paths = [r for p in paths if (r := relabel(p, labels, **label_options)) is not None]
     if balance:
         paths = filter_paths(paths, min_steps=1, balance=True, seed=seed)
     for p in paths:  # keep image paths relative to the new file's folder

@@ -164,11 +164,14 @@ def rollout_paths(tree: Tree, problem: Problem) -> list[AnnotatedPath]:
             count[1] += 1
 
     def value(prefix: tuple[str, ...]) -> tuple[float, list[int]]:
-        """The prefix's MC and the [right, total] rollouts behind it."""
+        """The prefix's MC (a state's own, as MM-PRM labels it) and the [right, total]
+        rollouts behind it: a state's own pooled with those from above that pass through it,
+        which are samples of the policy's continuations of the prefix too."""
+        right, total = through[prefix]
         state = tree.find(list(prefix))
         if state is not None and state.mc is not None:
-            return float(state.mc), state_counts(state)
-        right, total = through[prefix]
+            own = state_counts(state) if state.rollouts else [0, 0]
+            return float(state.mc), [own[0] + right, own[1] + total]
         return right / total, [right, total]
 
     paths, seen = [], set()
