@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mmprm.annotate.tree import Tree, training_paths
 from mmprm.data import load_problems
-from mmprm.labels import LABEL_SOURCES, reference_verdicts, step_targets
+from mmprm.labels import LABEL_SOURCES, label_paths, reference_verdicts
 from mmprm.prm.metrics import auroc
 
 
@@ -29,10 +29,9 @@ def label_quality(paths, source: str, min_rollouts: int, threshold: float) -> di
     """Coverage, accuracy and AUROC of a source's labels against the oracle's verdicts."""
     rows = defaultdict(list)  # step index ("all" too) -> [(label, verdict)]
     total = 0
-    for path in paths:
-        problem = path.problem()
-        verdicts = reference_verdicts(problem, path.steps)
-        labels = step_targets(source, problem, path.steps, path, min_rollouts=min_rollouts, threshold=threshold)
+    targets = label_paths(source, paths, min_rollouts=min_rollouts, threshold=threshold)
+    for path, labels in zip(paths, targets):
+        verdicts = reference_verdicts(path.problem(), path.steps)
         for k, (label, verdict) in enumerate(zip(labels, verdicts)):
             total += verdict is not None
             if label is None or verdict is None:
@@ -68,7 +67,7 @@ def main() -> None:
         if spec.oracle or not spec.from_annotation:
             continue
         for m in args.min_rollouts if source != "mc" else [1]:
-            for t in args.threshold if source == "first-error" else [0.5]:
+            for t in args.threshold if source.startswith("first-error") else [0.5]:
                 results[f"{source} (min {m}, threshold {t:g})"] = q = label_quality(paths, source, m, t)
                 print(f"{source:12s} min_rollouts={m} threshold={t:g}: " + json.dumps(q))
     (run / "label_quality.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -64,10 +64,10 @@ def scored_figures(sols) -> dict:
     return out
 
 
-def training_figures(run: Path, prm_dir: Path) -> dict:
+def training_figures(paths_file: Path, prm_dir: Path) -> dict:
     from mmprm.prm.score import StepPRM
 
-    paths = annotated_paths(run / "annotate" / "paths.jsonl")
+    paths = annotated_paths(paths_file)
     prm = StepPRM.from_pretrained(prm_dir)
     try:
         items = [(p.problem(), [p.steps]) for p in paths]
@@ -99,6 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="runs/demo-default", help="a finished `mmprm demo` folder")
     ap.add_argument("--scorer", default="prm-mc", help="scored-SCORER.jsonl in the run; its PRM folder SCORER")
+    ap.add_argument("--paths", help="the training paths (default: the run's annotate/paths.jsonl)")
     args = ap.parse_args()
     run = Path(args.run)
     sols = [s for s in load_solutions(run / f"scored-{args.scorer}.jsonl") if s.step_scores]
@@ -106,7 +107,8 @@ def main() -> None:
     assert all(s.problem_id in problems for s in sols)
     result = {"scorer": args.scorer, "held_out": scored_figures(sols)}
     if (run / args.scorer / "prm_config.json").is_file():
-        result["training_paths"] = training_figures(run, run / args.scorer)
+        paths = Path(args.paths) if args.paths else run / "annotate" / "paths.jsonl"
+        result["training_paths"] = training_figures(paths, run / args.scorer)
     print(json.dumps(result, indent=1))
     (run / f"diagnosis-{args.scorer}.json").write_text(json.dumps(result, indent=2) + "\n")
 

@@ -28,13 +28,17 @@ from mmprm.data import load_problems
 from mmprm.evaluate.report import build_pools, evaluate_pools, load_solutions
 from mmprm.grading import RuleGrader
 from mmprm.io import rehome_images, write_jsonl
-from mmprm.labels import LABEL_SOURCES
+from mmprm.labels import LABEL_SOURCES, reference_verdicts
 from mmprm.prm.metrics import scored_summary
 from mmprm.prm.score import StepPRM, score_file
 from mmprm.prm.train import train_prm
 
-def rebuild_paths(run: Path, kind: str, out: Path) -> int:
-    """The training paths of `kind` from run/annotate/trees, written to out/paths.jsonl."""
+
+def rebuild_paths(run: Path, kind: str, out: Path, *, perfect_counts: bool = False) -> int:
+    """The training paths of `kind` from run/annotate/trees, written to out/paths.jsonl.
+    `perfect_counts` (a diagnosis that reads the oracle) replaces every MC count by
+    [1, 1] where the checker finds the prefix right and [0, 1] where not: what the
+    MC-derived sources would give with flawless estimates and no lucky answers."""
     problems = {p.id: p for p in load_problems(run / "data" / "train" / "problems.jsonl")}
     paths = []
     for tree_file in sorted((run / "annotate" / "trees").glob("*.json")):
@@ -43,6 +47,10 @@ def rebuild_paths(run: Path, kind: str, out: Path) -> int:
         built = training_paths(tree, problem, kind)
         for p in built:
             p.images = rehome_images(p.images, out, out / "images", problem.id)
+            if perfect_counts:
+                right = [1] + [int(all(v is not False for v in reference_verdicts(problem, p.steps[: k + 1])))
+                               for k in range(len(p.steps))]
+                p.meta["mc_counts"] = [[r, 1] for r in right]
         paths += built
     write_jsonl(out / "paths.jsonl", paths)
     return len(paths)
@@ -56,6 +64,8 @@ def main() -> None:
     ap.add_argument("--min-rollouts", type=int, default=1)
     ap.add_argument("--threshold", type=float, default=0.5, help="first-error: share of MC a step must keep")
     ap.add_argument("--loss", choices=["soft", "hard"], default="soft", help="hard: target > 0")
+    ap.add_argument("--perfect-counts", action="store_true",
+                    help="diagnosis (reads the oracle): MC counts as flawless estimates would give them")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batch", type=int, default=16)
@@ -65,10 +75,10 @@ def main() -> None:
     run = Path(args.run)
     base = json.loads((run / "demo_config.json").read_text())["strong_policy"]
     out = run / "ablation" / (f"{args.paths}-{args.labels}-m{args.min_rollouts}-t{args.threshold:g}-{args.loss}-{args.steps}x{args.lr:g}"
-                              f"-seed{args.seed}")
+                              f"-seed{args.seed}" + ("-perfect" if args.perfect_counts else ""))
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    n = rebuild_paths(run, args.paths, out)
+    n = rebuild_paths(run, args.paths, out, perfect_counts=args.perfect_counts)
     log = train_prm(base, out / "paths.jsonl", out / "prm", labels=args.labels, loss=args.loss, lr=args.lr,
                     min_rollouts=args.min_rollouts, first_error_threshold=args.threshold,
                     batch_size=args.batch, max_steps=args.steps, seed=args.seed, warmup_ratio=0.05,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mmprm.labels import LABEL_SOURCES, get_source, load_labelled, step_targets
+from mmprm.labels import LABEL_SOURCES, get_source, label_paths, load_labelled, step_targets
 from mmprm.labels.judges import ArithmeticJudge
 from mmprm.labels.mc import advantage_labels, first_error_labels, survival_labels
 from mmprm.labels.sources import prefix_from_local
@@ -52,6 +52,23 @@ def test_first_error_leaves_an_unplaceable_error_unknown():
     # an unknown prefix followed by a solvable one is solvable too
     assert first_error_labels([[4, 8], None, [4, 8], [1, 1]]) == [1.0, 1.0, 1.0]
     assert first_error_labels([[0, 8], [0, 8], [0, 1]]) == [None, None]  # nothing is known to be solvable
+
+
+def test_first_error_vote_fills_a_step_from_the_same_text_elsewhere_in_the_problem():
+    problem = Problem("p", "q?", "9")
+    right_a = AnnotatedPath.of(problem, ["A is 6", "B is 3", "6 + 3 = 9"], [0.5, 0.6, 1.0],
+                               mc_counts=[[4, 8], [4, 8], [5, 8], [1, 1]])
+    wrong_a = AnnotatedPath.of(problem, ["A is 7", "B is 3", "7 + 3 = 10"], [0.0, 0.0, 0.0],
+                               mc_counts=[[4, 8], [0, 8], [0, 4], [0, 1]])
+    other = AnnotatedPath.of(Problem("q", "q?", "9"), ["A is 7", "B is 3", "x"], [0.5, 0.5, 1.0],
+                             mc_counts=[[4, 8], [4, 8], [0, 8], [0, 1]])
+    own, voted = label_paths("first-error", [right_a, wrong_a, other]), label_paths(
+        "first-error-vote", [right_a, wrong_a, other])
+    assert own[1] == [0.0, None, None]
+    assert voted[1] == [0.0, 1.0, None]  # "B is 3" was judged right on the problem's other path
+    assert voted[0] == own[0] and voted[2] == own[2]  # another problem's labels never cross over
+    with pytest.raises(ValueError, match="label_paths"):
+        step_targets("first-error-vote", problem, right_a.steps, right_a)
 
 
 def test_survival_and_advantage():

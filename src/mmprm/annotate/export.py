@@ -53,13 +53,10 @@ def to_internvl(p: AnnotatedPath, index: int) -> dict:
     return record
 
 
-def relabel(path: AnnotatedPath, source: str, **options) -> AnnotatedPath | None:
-    """The path with its labels from the label source `source`, cut before its first
-    step the source leaves unknown (the formats hold a number per step); None when
-    not even the first step is known. The source's name goes into `meta.label_source`."""
-    from mmprm.labels import step_targets
-
-    targets = step_targets(source, path.problem(missing_answer=""), path.steps, path, **options)
+def relabel(path: AnnotatedPath, source: str, targets: list[float | None]) -> AnnotatedPath | None:
+    """The path with `targets` (from the label source `source`) as its labels, cut before
+    its first unknown step (the formats hold a number per step); None when not even the
+    first step is known. The source's name goes into `meta.label_source`."""
     known = next((i for i, t in enumerate(targets) if t is None), len(targets))
     if known == 0:
         return None
@@ -77,7 +74,10 @@ def export_paths(paths_file: str | Path, out: str | Path, fmt: str, *, balance: 
     paths_file, out = Path(paths_file), Path(out)
     paths = load_records(paths_file, AnnotatedPath.from_dict)
     if labels != "mc":
-        paths = [r for p in paths if (r := relabel(p, labels, **label_options)) is not None]
+        from mmprm.labels import label_paths
+
+        targets = label_paths(labels, paths, **label_options)
+        paths = [r for p, t in zip(paths, targets) if (r := relabel(p, labels, t)) is not None]
     if balance:
         paths = filter_paths(paths, min_steps=1, balance=True, seed=seed)
     for p in paths:  # keep image paths relative to the new file's folder

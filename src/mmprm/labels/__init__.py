@@ -6,10 +6,11 @@ from mmprm.labels.sources import (
     LabelledPath,
     LabelSource,
     get_source,
+    label_paths,
     load_labelled,
     reference_verdicts,
     step_targets,
 )
 
-__all__ = ["LABEL_SOURCES", "LabelSource", "LabelledPath", "get_source", "load_labelled", "reference_verdicts",
+__all__ = ["LABEL_SOURCES", "LabelSource", "LabelledPath", "get_source", "label_paths", "load_labelled", "reference_verdicts",
            "step_targets"]

@@ -4,6 +4,7 @@
 |---------------|-----------------------------------------------------------|----------------|
 | mc            | the prefix's MC value (MM-PRM's label)                    | an annotation  |
 | first-error   | steps before the MC-located first error 1, it 0, rest unknown | an annotation |
+| first-error-vote | first-error; a step it leaves unknown takes the mean label of the same step text on the problem's other paths | an annotation |
 | survival      | MC(k) / MC(k-1), clipped                                  | an annotation  |
 | advantage     | (1 + MC(k) - MC(k-1)) / 2 (process advantage)             | an annotation  |
 | arithmetic    | sympy check of each step's "a op b = c"                   | nothing        |
@@ -33,12 +34,15 @@ class LabelSource:
     summary: str
     oracle: bool = False            # reads ground truth: a ceiling, never the product's label
     from_annotation: bool = False   # needs an annotated path (MC values and counts)
+    pooled: bool = False            # labels a path from the other paths of its problem too
 
 
 LABEL_SOURCES = {s.name: s for s in [
     LabelSource("mc", "the prefix's Monte-Carlo value (MM-PRM)", from_annotation=True),
     LabelSource("first-error", "1 before the MC-located first error, 0 at it, later steps unknown",
                 from_annotation=True),
+    LabelSource("first-error-vote", "first-error; a step it leaves unknown takes the mean first-error label of "
+                "the same step text on the problem's other paths", from_annotation=True, pooled=True),
     LabelSource("survival", "MC(k) / MC(k-1), clipped to [0, 1]", from_annotation=True),
     LabelSource("advantage", "(1 + MC(k) - MC(k-1)) / 2, the process advantage", from_annotation=True),
     LabelSource("arithmetic", "sympy check of the step's plain arithmetic (unknown when it has none)"),
@@ -69,6 +73,8 @@ def step_targets(source: str, problem: Problem, steps: list[str], path: Annotate
     """One target per step from the named source; `path` (the annotated path of
     these steps) is needed by the sources that read the annotation."""
     spec = get_source(source)
+    if spec.pooled:
+        raise ValueError(f"label source {source!r} pools the paths of a problem: use label_paths")
     if spec.from_annotation:
         if path is None:
             raise ValueError(f"label source {source!r} reads an annotation's MC values: train on annotated "
@@ -82,6 +88,40 @@ def step_targets(source: str, problem: Problem, steps: list[str], path: Annotate
         return _as_targets(ArithmeticJudge().judge(problem, steps))
     local = _as_targets(OracleJudge().judge(problem, steps))
     return local if source == "oracle" else prefix_from_local(local)
+
+
+def label_paths(source: str, paths: list[AnnotatedPath], *, min_rollouts: int = 1,
+                threshold: float = 0.5) -> list[list[float | None]]:
+    """Targets for every annotated path; pooled sources see all of them at once."""
+    options = dict(min_rollouts=min_rollouts, threshold=threshold)
+    if source != "first-error-vote":
+        return [step_targets(source, p.problem(missing_answer=""), p.steps, p, **options) for p in paths]
+    own = label_paths("first-error", paths, **options)
+    return vote_by_step_text(paths, own)
+
+
+def vote_by_step_text(paths: list[AnnotatedPath], targets: list[list[float | None]]) -> list[list[float | None]]:
+    """Fill each unknown target with the mean of the known targets that the same step
+    text has in other paths of the same problem (still unknown if it has none there).
+
+    Why: a path's first-error labels stop at its first error, yet a later step there
+    (a bar read right after another was misread) often recurs word for word on a
+    path where it was labelled. Taking that label assumes a step's verdict belongs to
+    its text within the problem, which holds for self-contained steps and is measured
+    against the oracle in benchmarks/label_source_quality.py."""
+    votes: dict[tuple[str, str], list[float]] = {}
+    for path, labels in zip(paths, targets, strict=True):
+        for step, label in zip(path.steps, labels):
+            if label is not None:
+                votes.setdefault((path.id, step), []).append(label)
+    filled = []
+    for path, labels in zip(paths, targets):
+        row = []
+        for step, label in zip(path.steps, labels):
+            known = votes.get((path.id, step))
+            row.append(label if label is not None else (sum(known) / len(known) if known else None))
+        filled.append(row)
+    return filled
 
 
 def reference_verdicts(problem: Problem, steps: list[str]) -> list[bool | None]:
@@ -116,11 +156,9 @@ def load_labelled(data: str | Path | None = None, *, samples: str | Path | None 
     if (data is None) == (samples is None):
         raise ValueError("give either data (annotated paths) or samples with problems")
     if data is not None:
-        out = []
-        for p in annotated_paths(Path(data)):
-            problem = p.problem(missing_answer="")
-            targets = step_targets(labels, problem, p.steps, p, min_rollouts=min_rollouts, threshold=threshold)
-            out.append(LabelledPath(problem, p.steps, targets))
+        paths = annotated_paths(Path(data))
+        targets = label_paths(labels, paths, min_rollouts=min_rollouts, threshold=threshold)
+        out = [LabelledPath(p.problem(missing_answer=""), p.steps, t) for p, t in zip(paths, targets)]
     else:
         if problems is None:
             raise ValueError("samples need their problems file (--problems)")
