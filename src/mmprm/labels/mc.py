@@ -53,9 +53,9 @@ def _value(counts: Counts, k: int, min_rollouts: int) -> float | None:
 def first_error_labels(counts: Counts, min_rollouts: int = 1, threshold: float = 0.5) -> list[float | None]:
     """1 before the first error, 0 at it, None after it (and where it cannot be placed).
 
-    Walking down the path, prefix k is still solvable when its MC exceeds
-    `threshold` times the MC of the last solvable prefix (the empty prefix at
-    first). At 0 that is MM-PRM's "MC > 0"; above 0 one lucky rollout (a wrong
+    Walking down the path, prefix k is still solvable when its MC is above 0
+    and at least `threshold` times the MC of the last solvable prefix (the
+    empty prefix at first). At 0 that is MM-PRM's "MC > 0"; above 0 one lucky rollout (a wrong
     reading whose slip lands on the right answer anyway) no longer makes a
     wrong step look right. An MC estimate from fewer than `min_rollouts`
     rollouts is unknown (the last step's is exact); when the first failing
@@ -71,7 +71,7 @@ def first_error_labels(counts: Counts, min_rollouts: int = 1, threshold: float =
         value = _value(counts, k, min_rollouts)
         if value is None:
             pending.append(k)
-        elif value > threshold * reference:
+        elif value > 0 and value >= threshold * reference:
             for j in pending + [k]:
                 labels[j - 1] = 1.0
             pending, reference = [], value
