@@ -18,26 +18,27 @@ def test_quick_demo_produces_the_report_and_resumes(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "report" / "report.json").read_text())
     methods = report["methods"]
-    for name in ("random", "majority", "pass@k", "prm-mc bon_min", "prm-first-error bon_min", "prm-oracle bon_min",
-                 "likelihood bon_min", "prm-first-error weighted_min"):
+    for name in ("random", "majority", "pass@k", "prm-mc bon_min", "prm-first-error-vote bon_min", "prm-oracle bon_min",
+                 "likelihood bon_min", "prm-first-error-vote weighted_min"):
         assert name in methods and "1" in methods[name], name
     assert methods["pass@k"]["4"] >= methods["random"]["4"]
-    assert set(report["beam_search"]) == {"prm-first-error", "prm-oracle"}
+    assert set(report["beam_search"]) == {"prm-first-error-vote", "prm-oracle"}
     assert all(b["problems"] > 0 for b in report["beam_search"].values())
     ranking = report["ranking"]
     assert ranking["likelihood"]["problems_ranked"] > 0
-    for scorer in ("prm-mc", "prm-first-error", "prm-oracle", "likelihood"):
+    for scorer in ("prm-mc", "prm-first-error-vote", "prm-oracle", "likelihood"):
         assert 0.0 <= ranking[scorer]["within_problem_auroc_min"] <= 1.0
         assert 0.0 <= ranking[scorer]["first_error_f1"] <= 1.0
         assert ranking[scorer]["problems_ranked"] == ranking["likelihood"]["problems_ranked"]
     # the headline PRM is oracle-free, and every row says where its labels came from
-    assert report["headline"] == "prm-first-error" and not report["label_sources"]["prm-first-error"]["oracle"]
+    assert report["headline"] == "prm-first-error-vote"
+    assert not report["label_sources"]["prm-first-error-vote"]["oracle"]
     assert report["label_sources"]["prm-oracle"]["oracle"]
-    saved = json.loads((out / "prm-first-error" / "prm_config.json").read_text())
-    assert saved["label_source"] == "first-error" and saved["oracle_labels"] is False
+    saved = json.loads((out / "prm-first-error-vote" / "prm_config.json").read_text())
+    assert saved["label_source"] == "first-error-vote" and saved["oracle_labels"] is False
     text = (out / "report" / "report.md").read_text()
     assert "Within-problem AUROC" in text
-    assert "| ORACLE: oracle |" in text and "| **prm-first-error** | first-error |" in text
+    assert "| ORACLE: oracle |" in text and "| **prm-first-error-vote** | first-error-vote |" in text
     assert (out / "report" / "accuracy.png").stat().st_size > 5000
     page = (out / "report" / "index.html").read_text()
     assert page.count('class="problem"') == 6 and "OmegaPRM annotation tree" in page

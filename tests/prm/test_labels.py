@@ -69,6 +69,8 @@ def test_first_error_vote_fills_a_step_from_the_same_text_elsewhere_in_the_probl
     assert voted[0] == own[0] and voted[2] == own[2]  # another problem's labels never cross over
     with pytest.raises(ValueError, match="label_paths"):
         step_targets("first-error-vote", problem, right_a.steps, right_a)
+    # what the MC leaves unknown, the arithmetic check fills where it can: "7 + 3 = 10" is right arithmetic
+    assert label_paths("first-error-arithmetic", [right_a, wrong_a])[1] == [0.0, 1.0, 1.0]
 
 
 def test_survival_and_advantage():

@@ -4,6 +4,7 @@ the committed tiny policy's own annotations and samples."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,8 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets"
 @pytest.mark.skipif(not (ASSETS / "tiny-policy-weak").is_dir(), reason="committed tiny policies missing")
 def test_prm_trained_on_the_tiny_policys_annotations_ranks_its_held_out_samples(tmp_path):
     """The pipeline's claim, end to end at a fixed seed: the weak tiny policy's OmegaPRM
-    annotation (rollout paths) -> a PRM from the strong checkpoint on local labels -> on
+    annotation (rollout paths) -> a PRM from the strong checkpoint on labels computed from
+    the annotation's MC values alone (first-error-vote: no checker, no ground truth) -> on
     held-out problems it ranks the weak policy's right samples above its wrong ones."""
     policy = HFPolicy(str(ASSETS / "tiny-policy-weak"), batch_size=64)
     synth = dict(min_steps=3, max_steps=3, families=["bartotal"])
@@ -74,7 +76,9 @@ def test_prm_trained_on_the_tiny_policys_annotations_ranks_its_held_out_samples(
         policy.close()
     assert stats["paths"] > 200
     train_prm(str(ASSETS / "tiny-policy-strong"), tmp_path / "annotate" / "paths.jsonl", tmp_path / "prm",
-              labels="oracle", lr=2e-3, batch_size=16, max_steps=1000, seed=0, warmup_ratio=0.05, weight_decay=0.0)
+              labels="first-error-vote", lr=5e-4, batch_size=16, max_steps=1000, seed=0, warmup_ratio=0.05,
+              weight_decay=0.0)
+    assert json.loads((tmp_path / "prm" / "prm_config.json").read_text())["oracle_labels"] is False
     prm = StepPRM.from_pretrained(tmp_path / "prm")
     try:
         score_file(prm, tmp_path / "test" / "problems.jsonl", tmp_path / "samples.jsonl", tmp_path / "scored.jsonl",

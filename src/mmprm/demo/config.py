@@ -29,10 +29,10 @@ class DemoConfig:
     # PRM training: one PRM per label source (mmprm.labels), same paths, same settings. The
     # headline PRM is the best oracle-free one; "oracle" reads the generator's ground truth
     # and is only a ceiling.
-    label_sources: list[str] = field(default_factory=lambda: ["mc", "first-error", "oracle"])
-    headline: str = "first-error"
+    label_sources: list[str] = field(default_factory=lambda: ["mc", "first-error-vote", "oracle"])
+    headline: str = "first-error-vote"
     prm_steps: int = 1000
-    prm_lr: float = 2e-3      # at 1e-3 some seeds never leave the base-rate plateau (docs/results.md)
+    prm_lr: float = 5e-4      # 2e-3 and 1e-3 left the MC-derived labels' PRMs well behind (docs/results.md)
     prm_batch: int = 16
     # held-out evaluation
     test_problems: int = 300

@@ -5,6 +5,7 @@
 | mc            | the prefix's MC value (MM-PRM's label)                    | an annotation  |
 | first-error   | steps before the MC-located first error 1, it 0, rest unknown | an annotation |
 | first-error-vote | first-error; a step it leaves unknown takes the mean label of the same step text on the problem's other paths | an annotation |
+| first-error-arithmetic | first-error-vote; a step still unknown takes the sympy arithmetic check's verdict | an annotation |
 | survival      | MC(k) / MC(k-1), clipped                                  | an annotation  |
 | advantage     | (1 + MC(k) - MC(k-1)) / 2 (process advantage)             | an annotation  |
 | arithmetic    | sympy check of each step's "a op b = c"                   | nothing        |
@@ -43,6 +44,8 @@ LABEL_SOURCES = {s.name: s for s in [
                 from_annotation=True),
     LabelSource("first-error-vote", "first-error; a step it leaves unknown takes the mean first-error label of "
                 "the same step text on the problem's other paths", from_annotation=True, pooled=True),
+    LabelSource("first-error-arithmetic", "first-error-vote; a step still unknown takes the sympy arithmetic "
+                "check's verdict (no ground truth, but more than the annotation)", from_annotation=True, pooled=True),
     LabelSource("survival", "MC(k) / MC(k-1), clipped to [0, 1]", from_annotation=True),
     LabelSource("advantage", "(1 + MC(k) - MC(k-1)) / 2, the process advantage", from_annotation=True),
     LabelSource("arithmetic", "sympy check of the step's plain arithmetic (unknown when it has none)"),
@@ -94,10 +97,14 @@ def label_paths(source: str, paths: list[AnnotatedPath], *, min_rollouts: int = 
                 threshold: float = 0.5) -> list[list[float | None]]:
     """Targets for every annotated path; pooled sources see all of them at once."""
     options = dict(min_rollouts=min_rollouts, threshold=threshold)
-    if source != "first-error-vote":
+    if not get_source(source).pooled:
         return [step_targets(source, p.problem(missing_answer=""), p.steps, p, **options) for p in paths]
-    own = label_paths("first-error", paths, **options)
-    return vote_by_step_text(paths, own)
+    voted = vote_by_step_text(paths, label_paths("first-error", paths, **options))
+    if source == "first-error-vote":
+        return voted
+    judge = ArithmeticJudge()
+    return [[t if t is not None else _as_targets([judge.check(step)])[0] for step, t in zip(p.steps, row)]
+            for p, row in zip(paths, voted)]
 
 
 def vote_by_step_text(paths: list[AnnotatedPath], targets: list[list[float | None]]) -> list[list[float | None]]:
