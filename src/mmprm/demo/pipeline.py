@@ -226,6 +226,7 @@ def summary_rows(cfg: DemoConfig, report: dict) -> list[dict]:
         best = max(weighted, key=weighted.get)
         beam = report["beam_search"].get(scorer)
         rows.append({"scorer": scorer, **source, "within_problem_auroc": rank["within_problem_auroc_min"],
+                     "within_problem_auroc_product": rank["within_problem_auroc_prod"],
                      "step_auroc": rank.get("step_auroc_local"), "first_error_f1": rank.get("first_error_f1"),
                      "bon_min": report["methods"][f"{scorer} bon_min"][n],
                      "best_weighted": best.split(" ", 1)[1], "best_weighted_accuracy": weighted[best],
@@ -250,12 +251,13 @@ def summary_markdown(cfg: DemoConfig, report: dict) -> str:
              f"The headline PRM is **{report['headline']}**: it learnt from the policy's own rollouts alone. "
              "Rows marked ORACLE learnt from the synthetic generator's ground truth, which no real user has: "
              "they are a ceiling, not a product.", "",
-             f"| scorer | label source | within-problem AUROC | step AUROC | first-error F1 | BoN-min@{n} "
-             f"| best weighted vote@{n} | beam search |", "|---|---|---|---|---|---|---|---|"]
+             f"| scorer | label source | within-problem AUROC, min / product | step AUROC | first-error F1 "
+             f"| BoN-min@{n} | best weighted vote@{n} | beam search |", "|---|---|---|---|---|---|---|---|"]
     for row in report["summary"]:
         source = ("ORACLE: " if row["oracle"] else "") + row["source"]
         name = f"**{row['scorer']}**" if row["scorer"] == report["headline"] else row["scorer"]
-        lines.append(f"| {name} | {source} | {num(row['within_problem_auroc'])} | {num(row['step_auroc'])} | "
+        lines.append(f"| {name} | {source} | {num(row['within_problem_auroc'])} / "
+                     f"{num(row['within_problem_auroc_product'])} | {num(row['step_auroc'])} | "
                      f"{num(row['first_error_f1'])} | {pct(row['bon_min'])} | {pct(row['best_weighted_accuracy'])} "
                      f"({row['best_weighted']}) | {pct(row['beam'])} |")
     lines += ["", "Step AUROC and first-error F1 are measured against the synthetic checker's verdicts "
@@ -269,8 +271,12 @@ def _ranking(out: Path, names: list[str]) -> dict:
     (what selection needs), and its step AUROC and first-error F1 against the synthetic checker."""
     from mmprm.prm.metrics import scored_summary
 
-    return {scorer: scored_summary(out / f"scored-{scorer}.jsonl", out / "data" / "test" / "problems.jsonl")
-            for scorer in names}
+    ranking = {}
+    for scorer in names:
+        scored = out / f"scored-{scorer}.jsonl"
+        ranking[scorer] = scored_summary(scored, out / "data" / "test" / "problems.jsonl")
+        ranking[scorer].update(within_problem_auroc_prod=scored_summary(scored, how="prod")["within_problem_auroc_prod"])
+    return ranking
 
 
 def _ranking_note(cfg: DemoConfig, ranking: dict) -> str:
