@@ -88,4 +88,5 @@ def test_prm_trained_on_the_tiny_policys_annotations_ranks_its_held_out_samples(
     summary = scored_summary(tmp_path / "scored.jsonl", tmp_path / "test" / "problems.jsonl")
     print(stats["paths"], summary)
     assert summary["problems_ranked"] >= 50
-    assert summary["within_problem_auroc_min"] > 0.65  # measured 0.817; 0.724 with another training seed
+    # measured 0.686 over 66 problems (first-error-vote, lr 5e-4); the oracle-label PRM measured 0.817 here
+    assert summary["within_problem_auroc_min"] > 0.65
