@@ -131,10 +131,11 @@ def test_rollout_paths_label_states_by_their_mc_and_other_prefixes_by_rollouts_f
         ("d", "e", "h"): [0.0, 1.0, 1.0],
     }
     paths = rollout_paths(tree, problem)
-    counts = {tuple(p.steps): p.meta["mc_counts"] for p in paths}  # [right, total] behind each MC, root first
-    assert counts[("a", "b", "x")] == [[1, 4], [1, 3], [2, 3], [1, 1]]
-    assert counts[("a", "c", "z")] == [[1, 4], [1, 3], [0, 2], [0, 1]]
-    assert counts[("d", "e", "f")] == [[1, 4], [0, 1], [2, 2], [0, 1]]
+    # [right, total] behind each prefix, root first: a state pools its own rollouts with those from above
+    counts = {tuple(p.steps): p.meta["mc_counts"] for p in paths}
+    assert counts[("a", "b", "x")] == [[1, 4], [2, 6], [2, 3], [1, 1]]
+    assert counts[("a", "c", "z")] == [[1, 4], [2, 6], [0, 4], [0, 1]]
+    assert counts[("d", "e", "f")] == [[1, 4], [0, 1], [2, 3], [0, 1]]
     kept = draw_paths(paths, 3, seed=3)
     assert len(kept) == 3 and kept == draw_paths(paths, 3, seed=3)
     assert {tuple(p.steps) for s in range(12) for p in draw_paths(paths, 3, seed=s)} == set(by_steps)
