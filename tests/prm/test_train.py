@@ -115,7 +115,7 @@ def test_mmprm_recipe_holds_the_paper_settings():
 
 def test_bad_settings_are_named(tmp_path):
     with pytest.raises(ValueError, match="labels must be one of"):
-        PRMTrainConfig(labels="oracle")
+        PRMTrainConfig(labels="local")
     recipe = tmp_path / "r.yaml"
     recipe.write_text("train:\n  learning_rate: 1.0\n")
     with pytest.raises(ValueError, match="unknown train settings"):
