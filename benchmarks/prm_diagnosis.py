@@ -2,7 +2,7 @@
 
 For a demo's scored samples (`--scorer prm-mc` by default: the PRM on MM-PRM's
 MC prefix labels) it prints:
-- the within-problem AUROC under each aggregation (min, last, mean, prod), and
+- the within-problem AUROC under each aggregation (min, last, mean, product), and
   of each step's score alone (step 1, 2, ..., the last);
 - the mean score per step index on right and on wrong solutions;
 - confounds: the within-problem AUROC of the solution's length in tokens and
@@ -29,7 +29,7 @@ from mmprm.data import load_problems
 from mmprm.evaluate.report import load_solutions
 from mmprm.labels import reference_verdicts
 from mmprm.labels.sources import annotated_paths
-from mmprm.prm.metrics import AGGREGATIONS, auroc, within_problem_auroc
+from mmprm.prm.metrics import auroc, within_problem_auroc
 
 
 def _within(ids, values, correct) -> float | None:
@@ -39,7 +39,7 @@ def _within(ids, values, correct) -> float | None:
 def scored_figures(sols) -> dict:
     ids, correct = [s.problem_id for s in sols], [bool(s.correct) for s in sols]
     out: dict = {"aggregation": {h: within_problem_auroc(ids, [s.step_scores for s in sols], correct, how=h)[0]
-                                 for h in AGGREGATIONS}}
+                                 for h in ("min", "last", "mean", "product")}}
     longest = max(len(s.steps) for s in sols)
     by_step = {}
     for k in list(range(min(longest, 4))) + [-1]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from mmprm.prm.metrics import aggregate, auroc, step_auroc, within_problem_auroc
+from mmprm.aggregate import aggregate
+from mmprm.prm.metrics import auroc, step_auroc, within_problem_auroc
 
 
 def test_auroc_counts_ties_as_half():
@@ -29,9 +32,26 @@ def test_step_auroc_skips_undecided_steps():
         step_auroc([[0.9]], [[True, False]])
 
 
-def test_aggregations():
-    assert [aggregate([0.5, 0.8], h) for h in ("min", "last", "mean", "prod")] == [0.5, 0.8, 0.65, 0.4]
-    assert aggregate([], "min") == 0.0
+def test_ranking_metrics_aggregate_as_selection_does():
+    """One aggregation for metrics, selection and search: an empty solution ranks
+    below every real one, also for unbounded scores such as log-likelihoods."""
+    assert [aggregate([0.5, 0.8], h) for h in ("min", "last", "mean", "product")] == [0.5, 0.8, 0.65, 0.4]
+    ids, correct = ["a", "a", "a"], [True, False, False]
+    log_probs = [[-0.1, -0.2], [-3.0, -0.5], []]  # the empty, wrong solution must not rank first
+    assert within_problem_auroc(ids, log_probs, correct) == (1.0, 1)
+    # unbounded scores are read as logits by product, as in selection
+    assert within_problem_auroc(ids, [[2.0], [-1.0], [0.5]], correct, how="product") == (1.0, 1)
+
+
+def test_report_and_search_agree_on_which_answer_group_is_right():
+    import numpy as np
+
+    from mmprm.aggregate import group_is_correct
+
+    assert group_is_correct(np.array([True, True, False])) and not group_is_correct(np.array([True, False]))
+    for module in ("evaluate/report.py", "search/runner.py"):
+        text = (Path(__file__).resolve().parents[2] / "src" / "mmprm" / module).read_text()
+        assert "group_is_correct(correct[groups == g])" in text, module
 
 
 def test_scored_file_summary(synth, tmp_path):

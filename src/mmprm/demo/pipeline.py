@@ -226,7 +226,7 @@ def summary_rows(cfg: DemoConfig, report: dict) -> list[dict]:
         best = max(weighted, key=weighted.get)
         beam = report["beam_search"].get(scorer)
         rows.append({"scorer": scorer, **source, "within_problem_auroc": rank["within_problem_auroc_min"],
-                     "within_problem_auroc_product": rank["within_problem_auroc_prod"],
+                     "within_problem_auroc_product": rank["within_problem_auroc_product"],
                      "step_auroc": rank.get("step_auroc_local"), "first_error_f1": rank.get("first_error_f1"),
                      "bon_min": report["methods"][f"{scorer} bon_min"][n],
                      "best_weighted": best.split(" ", 1)[1], "best_weighted_accuracy": weighted[best],
@@ -275,7 +275,8 @@ def _ranking(out: Path, names: list[str]) -> dict:
     for scorer in names:
         scored = out / f"scored-{scorer}.jsonl"
         ranking[scorer] = scored_summary(scored, out / "data" / "test" / "problems.jsonl")
-        ranking[scorer].update(within_problem_auroc_prod=scored_summary(scored, how="prod")["within_problem_auroc_prod"])
+        ranking[scorer].update(within_problem_auroc_product=scored_summary(scored, how="product")[
+            "within_problem_auroc_product"])
     return ranking
 
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from mmprm.grading import Grader
 from mmprm.io import RejectLog, Rejected, read_records
-from mmprm.search.aggregate import AGGREGATIONS, aggregate, to_weight
+from mmprm.aggregate import AGGREGATIONS, aggregate, group_is_correct, to_weight
 from mmprm.search.select import best_of_n, group_answers, pass_at_k, subsets, vote
 from mmprm.types import Solution
 
@@ -42,7 +42,7 @@ def build_pools(solutions: list[Solution], grader: Grader, *, progress: bool = F
         groups = group_answers([c.answer for c in cands], grader)
         correct = np.array([bool(c.correct) for c in cands])
         n_groups = int(groups.max()) + 1 if (groups >= 0).any() else 0
-        group_correct = np.array([bool(correct[groups == g].mean() > 0.5) for g in range(n_groups)], dtype=bool)
+        group_correct = np.array([group_is_correct(correct[groups == g]) for g in range(n_groups)], dtype=bool)
         scored = all(c.step_scores is not None for c in cands)
         pools.append(Pool(pid, correct, groups, group_correct, [c.step_scores for c in cands] if scored else None))
     return pools

@@ -2,7 +2,8 @@
 
 Selection needs a PRM to rank the candidates of one problem, so the headline
 number is the within-problem AUROC; the pooled step-level AUROC mixes
-problems and mostly measures how hard each problem is (GUIDE.md).
+problems and mostly measures how hard each problem is. Solution scores come
+from mmprm.aggregate, as in selection and search.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-AGGREGATIONS = ("min", "last", "mean", "prod")
-
+from mmprm.aggregate import aggregate, scores_are_bounded
 
 def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     """P(score of a random positive > score of a random negative), ties counting half;
@@ -38,31 +38,17 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
 
 
-def aggregate(step_scores: Sequence[float], how: str = "min") -> float:
-    """One solution score from its step scores (an empty solution scores 0)."""
-    if how not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {how!r}; choose from {', '.join(AGGREGATIONS)}")
-    if not step_scores:
-        return 0.0
-    if how == "min":
-        return min(step_scores)
-    if how == "last":
-        return step_scores[-1]
-    if how == "mean":
-        return sum(step_scores) / len(step_scores)
-    out = 1.0
-    for s in step_scores:
-        out *= s
-    return out
-
-
 def within_problem_auroc(problem_ids: Sequence[str], step_scores: Sequence[Sequence[float]],
-                         correct: Sequence[bool], *, how: str = "min") -> tuple[float | None, int]:
+                         correct: Sequence[bool], *, how: str = "min",
+                         bounded: bool | None = None) -> tuple[float | None, int]:
     """Mean over problems with both right and wrong candidates of the AUROC of
-    aggregated solution scores against correctness; also the number of such problems."""
+    aggregated solution scores (mmprm.aggregate; `bounded` read from the scores when
+    None) against correctness; also the number of such problems."""
+    if bounded is None:
+        bounded = scores_are_bounded(step_scores)
     groups: dict[str, list[tuple[float, bool]]] = defaultdict(list)
     for pid, scores, ok in zip(problem_ids, step_scores, correct, strict=True):
-        groups[pid].append((aggregate(scores, how), bool(ok)))
+        groups[pid].append((aggregate(scores, how, bounded=bounded), bool(ok)))
     values = [a for g in groups.values() if (a := auroc([s for s, _ in g], [y for _, y in g])) is not None]
     return (sum(values) / len(values) if values else None), len(values)
 

@@ -21,7 +21,7 @@ from mmprm.grading import Grader
 from mmprm.io import JsonlAppender, Rejected, read_records
 from mmprm.policy.base import Policy, Request, SamplingParams
 from mmprm.prm.base import PRM
-from mmprm.search.aggregate import AGGREGATIONS, aggregate, to_weight
+from mmprm.aggregate import AGGREGATIONS, aggregate, group_is_correct, to_weight
 from mmprm.search.select import best_of_n, group_answers, vote
 from mmprm.search.tree_search import SearchConfig, SearchResult, step_search
 from mmprm.types import Problem, Solution
@@ -98,7 +98,7 @@ def search_report(candidates_file: Path, done: list[dict], grader: Grader, cfg: 
         correct = np.array([bool(c.correct) for c in cands])
         groups = group_answers([c.answer for c in cands], grader)
         n_groups = int(groups.max()) + 1 if len(groups) and (groups >= 0).any() else 0
-        group_correct = np.array([bool(correct[groups == g].any()) for g in range(n_groups)], dtype=bool)
+        group_correct = np.array([group_is_correct(correct[groups == g]) for g in range(n_groups)], dtype=bool)
         for a in AGGREGATIONS:
             values = np.array([aggregate(c.step_scores or [], a, bounded=bounded) for c in cands])
             weights = np.array([to_weight(v, a, bounded=bounded) for v in values])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from mmprm.seeds import derive_seed
 from mmprm.policy.base import Policy, Request, SamplingParams
 from mmprm.prm.base import PRM
-from mmprm.search.aggregate import aggregate
+from mmprm.aggregate import aggregate
 from mmprm.steps import STEP_CLOSE
 from mmprm.types import Problem
 

@@ -1,4 +1,6 @@
-"""One number per solution from its step scores (MM-PRM's set of rules).
+"""One number per solution from its step scores (MM-PRM's set of rules), and
+which answer group counts as right: the one definition that ranking metrics,
+selection, search and reports share.
 
 Scores of bounded PRMs are probabilities in [0, 1]. Unbounded scorers
 (reward-model logits, log-probabilities) are used as they are by the
@@ -52,3 +54,14 @@ def to_weight(value: float, how: str, *, bounded: bool) -> float:
     if how == "sum_logit" or not bounded:
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, value))))
     return max(0.0, value)
+
+
+def scores_are_bounded(step_scores) -> bool:
+    """Whether every score is a probability in [0, 1] (else they are read as logits)."""
+    return all(0.0 <= v <= 1.0 for scores in step_scores for v in scores)
+
+
+def group_is_correct(member_correct: np.ndarray) -> bool:
+    """An answer group (equivalent answers) is right when most of its members were
+    graded right; members of one group disagree only where grading is inconsistent."""
+    return bool(np.asarray(member_correct, dtype=float).mean() > 0.5) if len(member_correct) else False
