@@ -63,7 +63,6 @@ def main() -> None:
     ap.add_argument("--labels", choices=list(LABEL_SOURCES), default="first-error")
     ap.add_argument("--min-rollouts", type=int, default=1)
     ap.add_argument("--threshold", type=float, default=0.5, help="first-error: share of MC a step must keep")
-    ap.add_argument("--outcome-weight", type=float, default=0.0, help="weight of the whole-solution outcome loss")
     ap.add_argument("--loss", choices=["soft", "hard"], default="soft", help="hard: target > 0")
     ap.add_argument("--perfect-counts", action="store_true",
                     help="diagnosis (reads the oracle): MC counts as flawless estimates would give them")
@@ -76,14 +75,12 @@ def main() -> None:
     run = Path(args.run)
     base = json.loads((run / "demo_config.json").read_text())["strong_policy"]
     out = run / "ablation" / (f"{args.paths}-{args.labels}-m{args.min_rollouts}-t{args.threshold:g}-{args.loss}-{args.steps}x{args.lr:g}"
-                              f"-seed{args.seed}" + ("-perfect" if args.perfect_counts else "")
-                              + (f"-outcome{args.outcome_weight:g}" if args.outcome_weight else ""))
+                              f"-seed{args.seed}" + ("-perfect" if args.perfect_counts else ""))
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     n = rebuild_paths(run, args.paths, out, perfect_counts=args.perfect_counts)
     log = train_prm(base, out / "paths.jsonl", out / "prm", labels=args.labels, loss=args.loss, lr=args.lr,
                     min_rollouts=args.min_rollouts, first_error_threshold=args.threshold,
-                    outcome_weight=args.outcome_weight,
                     batch_size=args.batch, max_steps=args.steps, seed=args.seed, warmup_ratio=0.05,
                     weight_decay=0.0)
     prm = StepPRM.from_pretrained(out / "prm")

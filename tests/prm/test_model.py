@@ -73,7 +73,6 @@ def _train_a_little(prm, processor, problems, steps=8):
     for i in range(steps):
         batch = collate_examples(examples[(i * 4) % len(examples):][:4], processor)
         targets, keep = batch.pop("targets"), batch.pop("supervised")
-        batch.pop("outcomes")
         loss = step_loss(prm(**batch), targets, keep, "soft")
         loss.backward()
         opt.step()

@@ -120,34 +120,3 @@ def test_bad_settings_are_named(tmp_path):
     recipe.write_text("train:\n  learning_rate: 1.0\n")
     with pytest.raises(ValueError, match="unknown train settings"):
         PRMTrainConfig.from_recipe(recipe)
-
-
-def test_outcome_loss_scores_the_product_and_blames_the_weakest_step():
-    import torch
-
-    from mmprm.prm.train import outcome_loss
-
-    logits = torch.tensor([3.0, -1.0, 2.0, 3.0, 3.0], requires_grad=True)  # two solutions: 3 steps, 2 steps
-    rows = torch.tensor([0, 0, 0, 1, 1])
-    loss = outcome_loss(logits, rows, torch.tensor([0.0, 1.0]))
-    loss.backward()
-    grad = logits.grad.tolist()
-    # the wrong solution: every step is pushed down, its weakest (-1.0) hardest
-    assert all(g > 0 for g in grad[:3]) and grad[1] == max(grad[:3])
-    assert all(g < 0 for g in grad[3:])  # the right one: pushed up
-    p = torch.sigmoid(torch.tensor([3.0, -1.0, 2.0])).prod()
-    expected = (-torch.log(1 - p) - torch.log(torch.sigmoid(torch.tensor(3.0)) ** 2)) / 2
-    assert abs(loss.item() - expected.item()) < 1e-5
-    # prefixes that are not whole solutions (outcome unknown) take no part
-    assert outcome_loss(logits, rows, torch.tensor([float("nan"), float("nan")])).item() == 0.0
-
-
-def test_outcomes_come_only_from_whole_solutions():
-    from mmprm.labels.sources import outcome_of
-    from mmprm.types import AnnotatedPath, Problem
-
-    problem = Problem("p", "q?", "1")
-    whole = AnnotatedPath.of(problem, ["a", "b"], [0.5, 1.0], mc_counts=[[4, 8], [4, 8], [1, 1]])
-    prefix = AnnotatedPath.of(problem, ["a", "b"], [0.5, 0.0], mc_counts=[[4, 8], [4, 8], [0, 8]])
-    assert outcome_of(whole) == 1.0 and outcome_of(prefix) is None
-    assert outcome_of(AnnotatedPath.of(problem, ["a"], [1.0])) is None

@@ -69,7 +69,6 @@ class LabelledPath:
     problem: Problem
     steps: list[str]
     targets: list[float | None]
-    outcome: float | None = None  # 1/0: the whole solution reached the answer or not; None: not a whole solution
 
 
 def step_targets(source: str, problem: Problem, steps: list[str], path: AnnotatedPath | None = None, *,
@@ -166,7 +165,7 @@ def load_labelled(data: str | Path | None = None, *, samples: str | Path | None 
     if data is not None:
         paths = annotated_paths(Path(data))
         targets = label_paths(labels, paths, min_rollouts=min_rollouts, threshold=threshold)
-        out = [LabelledPath(p.problem(missing_answer=""), p.steps, t, outcome_of(p)) for p, t in zip(paths, targets)]
+        out = [LabelledPath(p.problem(missing_answer=""), p.steps, t) for p, t in zip(paths, targets)]
     else:
         if problems is None:
             raise ValueError("samples need their problems file (--problems)")
@@ -180,14 +179,6 @@ def load_labelled(data: str | Path | None = None, *, samples: str | Path | None 
                 unique.append(p)
         out = unique
     return [p for p in out if p.steps and any(t is not None for t in p.targets)]
-
-
-def outcome_of(path: AnnotatedPath) -> float | None:
-    """Whether the path, a whole sampled solution, reached the reference answer; None for a
-    path that stops at a prefix (MM-PRM's traversal ends negative paths at a first error)."""
-    counts = path.meta.get("mc_counts")
-    last = counts[-1] if isinstance(counts, list) and counts else None
-    return float(last[0]) if isinstance(last, list) and len(last) == 2 and last[1] == 1 else None
 
 
 def annotated_paths(path: Path) -> list[AnnotatedPath]:

@@ -45,7 +45,6 @@ class PRMTrainConfig:
     labels: str = "mc"                 # the label source (mmprm.labels): mc (MM-PRM's), first-error, ...
     min_rollouts: int = 1              # MC-derived labels: an MC estimate counts from this many rollouts
     first_error_threshold: float = 0.5  # first-error: a step must keep this share of the prefix's MC
-    outcome_weight: float = 0.0        # weight of the outcome loss on the product of step scores (whole solutions)
     loss: str = "soft"                 # soft (BCE on the target) | hard (target > 0)
     scheme: str = "mmprm"
     head: str = "token"                # token ([+, -] logits) | value (scalar head)
@@ -97,7 +96,6 @@ class Example:
     positions: list[int]
     images: list[str]
     targets: list[float | None]
-    outcome: float | None = None
 
 
 def train_prm(base: str | Path | None, data: str | Path | None, out: str | Path, *, labels: str | None = None,
@@ -191,14 +189,11 @@ def _train(cfg: PRMTrainConfig, out: Path) -> dict:
     t0 = time.time()
     bar = tqdm(total=total_steps, initial=step, desc="prm train", unit="step", disable=not acc.is_main_process)
     for batch in loader:
-        targets, supervised, outcomes = batch.pop("targets"), batch.pop("supervised"), batch.pop("outcomes")
+        targets, supervised = batch.pop("targets"), batch.pop("supervised")
         tokens += int(batch["attention_mask"].sum())
         padded += batch["attention_mask"].numel()
         with acc.accumulate(model):
-            logits = model(**batch)
-            loss = step_loss(logits, targets, supervised, cfg.loss)
-            if cfg.outcome_weight:
-                loss = loss + cfg.outcome_weight * outcome_loss(logits, batch["step_rows"], outcomes)
+            loss = step_loss(model(**batch), targets, supervised, cfg.loss)
             acc.backward(loss)
             if acc.sync_gradients and cfg.max_grad_norm:
                 acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -263,7 +258,7 @@ def encode_examples(paths: list[LabelledPath], scheme, processor, *, max_length:
         if max_length is not None and len(enc.input_ids) > max_length:
             dropped += 1
             continue
-        out.append(Example(enc.input_ids, enc.positions, enc.images, list(p.targets), p.outcome))
+        out.append(Example(enc.input_ids, enc.positions, enc.images, list(p.targets)))
     return out, dropped
 
 
@@ -273,8 +268,6 @@ def collate_examples(examples: list[Example], processor, padding_side: str = "ri
     flat = [t for e in examples for t in e.targets]
     batch["targets"] = torch.tensor([0.0 if t is None else t for t in flat], dtype=torch.float32)
     batch["supervised"] = torch.tensor([t is not None for t in flat], dtype=torch.bool)
-    batch["outcomes"] = torch.tensor([math.nan if e.outcome is None else e.outcome for e in examples],
-                                     dtype=torch.float32)
     return batch
 
 
@@ -283,23 +276,6 @@ def step_loss(logits: torch.Tensor, targets: torch.Tensor, supervised: torch.Ten
     target = targets if kind == "soft" else (targets > 0).float()
     loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
     return (loss * supervised).sum() / supervised.sum().clamp(min=1)
-
-
-def outcome_loss(logits: torch.Tensor, step_rows: torch.Tensor, outcomes: torch.Tensor) -> torch.Tensor:
-    """BCE of each whole solution's outcome against the product of its step probabilities.
-
-    Why: the product is the chance a solution is right when each step's score is the
-    chance it keeps a solvable prefix solvable (first-error labels). The outcome is
-    exact, unlike an MC estimate, and the loss blames a wrong solution's weakest steps
-    most (the gradient on a step grows with 1 - its probability)."""
-    log_p = torch.nn.functional.logsigmoid(logits)
-    total = torch.zeros(len(outcomes), dtype=log_p.dtype, device=log_p.device).index_add(0, step_rows.to(log_p.device),
-                                                                                        log_p)
-    known = ~torch.isnan(outcomes)
-    if not known.any():
-        return log_p.sum() * 0.0
-    y, s = outcomes[known].to(total.device), total[known].clamp(max=-1e-6)
-    return -(y * s + (1 - y) * torch.log(-torch.expm1(s))).mean()
 
 
 @torch.no_grad()
@@ -313,7 +289,6 @@ def evaluate(model, examples: list[Example], processor, cfg: PRMTrainConfig) -> 
     for start in range(0, len(order), cfg.batch_size):
         batch = collate_examples([examples[i] for i in order[start : start + cfg.batch_size]], processor)
         t, keep = batch.pop("targets"), batch.pop("supervised")
-        batch.pop("outcomes")
         out = model(**{k: v.to(device) for k, v in batch.items()}).float().cpu()
         logits.append(out[keep])
         targets.append(t[keep])
