@@ -56,6 +56,7 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 
 @pytest.mark.skipif(not (ASSETS / "tiny-policy-weak").is_dir(), reason="committed tiny policies missing")
+@pytest.mark.timeout(900)  # ~3.5 minutes alone on 2 cores; more when other jobs share them
 def test_prm_trained_on_the_tiny_policys_annotations_ranks_its_held_out_samples(tmp_path):
     """The pipeline's claim, end to end at a fixed seed: the weak tiny policy's OmegaPRM
     annotation (rollout paths) -> a PRM from the strong checkpoint on labels computed from
