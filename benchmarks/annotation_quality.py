@@ -21,9 +21,9 @@ import time
 
 from mmprm.annotate.config import AnnotateConfig
 from mmprm.annotate.runner import annotate
-from mmprm.policy.simulated import SimulatedPolicy, true_first_error
 from mmprm.grading import RuleGrader
 from mmprm.io import load_records
+from mmprm.policy.simulated import SimulatedPolicy, true_first_error
 from mmprm.types import AnnotatedPath, Problem
 
 

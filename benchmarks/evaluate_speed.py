@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
+from mmprm.aggregate import AGGREGATIONS, aggregate
 from mmprm.evaluate.report import Pool, build_pools, evaluate_pools
 from mmprm.grading import RuleGrader
-from mmprm.aggregate import AGGREGATIONS, aggregate
 from mmprm.types import Solution
 
 PROBLEMS, POOL, NS, SUBSETS = 1000, 64, [1, 2, 4, 8, 16, 24, 32, 64], 200

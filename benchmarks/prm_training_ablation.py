@@ -74,7 +74,8 @@ def main() -> None:
     torch.set_num_threads(1)
     run = Path(args.run)
     base = json.loads((run / "demo_config.json").read_text())["strong_policy"]
-    out = run / "ablation" / (f"{args.paths}-{args.labels}-m{args.min_rollouts}-t{args.threshold:g}-{args.loss}-{args.steps}x{args.lr:g}"
+    out = run / "ablation" / (f"{args.paths}-{args.labels}-m{args.min_rollouts}-t{args.threshold:g}-{args.loss}"
+                              f"-{args.steps}x{args.lr:g}"
                               f"-seed{args.seed}" + ("-perfect" if args.perfect_counts else ""))
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()

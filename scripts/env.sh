@@ -23,7 +23,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
         "$PY" -c "import torch" || { echo "torch failed to install" >&2; exit 1; }
     fi
     "$PY" -m pip install -q -e ".[dev]" 2>&1 | grep -v "is ignored" >&2 || true
-    "$PY" -c "import mmprm, transformers, math_verify" || { echo "mmprm failed to install" >&2; exit 1; }
+    "$PY" -c "import mmprm, transformers, math_verify" && "$PY" -m ruff --version >/dev/null || { echo "mmprm failed to install" >&2; exit 1; }
     echo "$WANT" > "$STAMP"
 fi
 export PATH="$(dirname "$PY"):$PATH"

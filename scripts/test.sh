@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
-# The test suite. Sets up .venv on first use. Extra arguments go to pytest.
+# The test suite: the linter (ruff, rules in pyproject.toml), then pytest. Sets up
+# .venv on first use. Extra arguments go to pytest.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+python -m ruff check src tests benchmarks
 exec python -m pytest "$@"

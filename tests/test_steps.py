@@ -21,7 +21,8 @@ def test_step_k_prefixes():
 
 
 def test_paragraphs_and_lines_without_any_tags():
-    assert split_steps("First we add.\n\nThen we double.\n\n\nDone: 8") == ["First we add.", "Then we double.", "Done: 8"]
+    text = "First we add.\n\nThen we double.\n\n\nDone: 8"
+    assert split_steps(text) == ["First we add.", "Then we double.", "Done: 8"]
     assert split_steps("a = 1\nb = 2\n") == ["a = 1", "b = 2"]
     assert split_steps("   ") == []
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from mmprm.io import JsonlAppender, RejectLog, Rejected, load_records, read_records, resolve_image
+from mmprm.io import JsonlAppender, Rejected, RejectLog, load_records, read_records, resolve_image
 from mmprm.types import AnnotatedPath, Problem, RecordError, Solution
 
 

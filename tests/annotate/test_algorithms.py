@@ -5,10 +5,10 @@ import pytest
 from mmprm.annotate.config import AnnotateConfig
 from mmprm.annotate.mc import per_step_mc
 from mmprm.annotate.omegaprm import omegaprm
-from mmprm.policy.simulated import SimulatedPolicy, true_first_error
 from mmprm.annotate.tree import Rollout, Tree, draw_paths, filter_paths, rollout_paths, to_paths
 from mmprm.grading import RuleGrader
 from mmprm.policy.base import Request, SamplingParams
+from mmprm.policy.simulated import SimulatedPolicy, true_first_error
 from mmprm.types import Problem
 
 GRADER = RuleGrader()

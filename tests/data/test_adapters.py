@@ -97,7 +97,8 @@ def test_bad_records_are_named_and_counted(tmp_path):
     out = tmp_path / "out.jsonl"
     summary = convert("mathvision", src, out, progress=False, echo=lambda m: None)
     assert (summary.written, summary.rejected) == (1, 6)
-    reasons = {r["line"]: r["reason"] for r in map(json.loads, (tmp_path / "out.rejected.jsonl").read_text().splitlines())}
+    rejected = (tmp_path / "out.rejected.jsonl").read_text().splitlines()
+    reasons = {r["line"]: r["reason"] for r in map(json.loads, rejected)}
     assert "not found" in reasons[2]
     assert "cannot be read" in reasons[3]
     assert "escapes the data folder" in reasons[4]

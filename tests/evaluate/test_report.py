@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
+from mmprm.aggregate import aggregate, to_weight
 from mmprm.evaluate.report import build_pools, evaluate_file, evaluate_pools
 from mmprm.grading import RuleGrader
-from mmprm.aggregate import aggregate, to_weight
 from mmprm.search.select import best_of_n, pass_at_k, vote
 from mmprm.types import Solution
 

@@ -1,7 +1,13 @@
 import pytest
 
-from mmprm.evaluate.steps import (choose_threshold, evaluate_steps, first_error_of, load_cases,
-                                  predict_first_error, processbench_metrics)
+from mmprm.evaluate.steps import (
+    choose_threshold,
+    evaluate_steps,
+    first_error_of,
+    load_cases,
+    predict_first_error,
+    processbench_metrics,
+)
 from mmprm.prm.base import PRM
 
 

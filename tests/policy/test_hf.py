@@ -144,7 +144,8 @@ def test_seed_makes_sampling_reproducible_and_leaves_global_rng_alone(vlm, image
 def test_top_k_1_is_greedy_and_max_tokens_and_stop_strings_end_generation(vlm, images):
     reqs = _requests(images)[:3]
     greedy = vlm.sample_batch(reqs, SamplingParams(temperature=0, max_tokens=20))
-    assert _texts(vlm.sample_batch(reqs, SamplingParams(temperature=1.5, top_k=1, max_tokens=20, seed=1))) == _texts(greedy)
+    top1 = SamplingParams(temperature=1.5, top_k=1, max_tokens=20, seed=1)
+    assert _texts(vlm.sample_batch(reqs, top1)) == _texts(greedy)
     for cs in greedy:
         c = cs[0]
         assert c.completion_tokens == 20 and not c.finished

@@ -6,8 +6,8 @@ import pytest
 import torch
 from standins import standin
 
-from mmprm.prm.formats import SCHEMES, STEP_SCORE, encode, get_scheme
 from mmprm.labels import LabelledPath
+from mmprm.prm.formats import SCHEMES, STEP_SCORE, encode, get_scheme
 from mmprm.prm.score import StepPRM
 from mmprm.prm.train import collate_examples, encode_examples
 from mmprm.types import Problem

@@ -16,9 +16,9 @@ from mmprm.data.synth import generate_synthetic
 from mmprm.generate import generate
 from mmprm.grading import RuleGrader
 from mmprm.io import load_records
+from mmprm.labels.judges import OracleJudge
 from mmprm.policy.base import SamplingParams
 from mmprm.policy.hf import HFPolicy
-from mmprm.labels.judges import OracleJudge
 from mmprm.prm.load import load_prm
 from mmprm.prm.metrics import scored_summary, step_auroc, within_problem_auroc
 from mmprm.prm.score import StepPRM, score_file

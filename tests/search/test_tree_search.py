@@ -71,7 +71,8 @@ def test_beams_are_never_pooled_across_problems():
     # Every candidate of "low" scores below every candidate of "high": a pooled
     # top-k would starve "low". Kept per problem, both find their best path.
     high, low = problem("high", [1, 1, 1], good=0.95, bad=0.6), problem("low", [3, 0, 2], good=0.5, bad=0.1)
-    results = step_search([high, low], ScriptedPolicy(), ScriptedPRM(), SearchConfig(method="beam", n=8, width=2, aggregation="min"))
+    cfg = SearchConfig(method="beam", n=8, width=2, aggregation="min")
+    results = step_search([high, low], ScriptedPolicy(), ScriptedPRM(), cfg)
     for r in results:
         assert any(c.finished and c.answer == "42" for c in r.candidates), r.problem.id
 

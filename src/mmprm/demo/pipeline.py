@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mmprm.demo.config import DemoConfig
 
+
 def _stage(name: str) -> float:
     print(f"\n== {name}", flush=True)
     return time.time()
@@ -31,20 +32,20 @@ def _done(name: str, start: float, timings: dict) -> None:
 
 
 def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
+    import torch
+
     from mmprm.annotate.config import AnnotateConfig
     from mmprm.annotate.runner import annotate
     from mmprm.data import load_problems
     from mmprm.data.synth import generate_synthetic
     from mmprm.generate import generate
     from mmprm.grading import RuleGrader
+    from mmprm.labels import get_source
     from mmprm.policy.base import SamplingParams
     from mmprm.policy.hf import HFPolicy
     from mmprm.prm.likelihood import LikelihoodPRM
     from mmprm.prm.score import StepPRM, score_file
-    from mmprm.labels import get_source
     from mmprm.prm.train import train_prm
-
-    import torch
 
     if not torch.cuda.is_available():
         torch.set_num_threads(1)  # on 2 shared cores one thread is several times faster

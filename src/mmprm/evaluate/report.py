@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mmprm.grading import Grader
-from mmprm.io import RejectLog, Rejected, read_records
 from mmprm.aggregate import AGGREGATIONS, aggregate, group_is_correct, to_weight
+from mmprm.grading import Grader
+from mmprm.io import Rejected, RejectLog, read_records
 from mmprm.search.select import best_of_n, group_answers, pass_at_k, subsets, vote
 from mmprm.types import Solution
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from mmprm.data.adapters import processbench
 from mmprm.data.convert import iter_raw
-from mmprm.io import RejectLog, Rejected, read_records
+from mmprm.io import Rejected, RejectLog, read_records
 from mmprm.prm.base import PRM
 from mmprm.prm.metrics import choose_threshold, predict_first_error, processbench_metrics
 from mmprm.seeds import derive_seed

@@ -12,5 +12,6 @@ from mmprm.labels.sources import (
     step_targets,
 )
 
-__all__ = ["LABEL_SOURCES", "LabelSource", "LabelledPath", "get_source", "label_paths", "load_labelled", "reference_verdicts",
+__all__ = ["LABEL_SOURCES", "LabelSource", "LabelledPath", "get_source", "label_paths", "load_labelled",
+           "reference_verdicts",
            "step_targets"]

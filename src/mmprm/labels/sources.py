@@ -4,8 +4,8 @@
 |---------------|-----------------------------------------------------------|----------------|
 | mc            | the prefix's MC value (MM-PRM's label)                    | an annotation  |
 | first-error   | steps before the MC-located first error 1, it 0, rest unknown | an annotation |
-| first-error-vote | first-error; a step it leaves unknown takes the mean label of the same step text on the problem's other paths | an annotation |
-| first-error-arithmetic | first-error-vote; a step still unknown takes the sympy arithmetic check's verdict | an annotation |
+| first-error-vote | first-error; an unknown step takes the mean label its text has on other paths | an annotation |
+| first-error-arithmetic | first-error-vote; a still unknown step takes the arithmetic check's verdict | an annotation |
 | survival      | MC(k) / MC(k-1), clipped                                  | an annotation  |
 | advantage     | (1 + MC(k) - MC(k-1)) / 2 (process advantage)             | an annotation  |
 | arithmetic    | sympy check of each step's "a op b = c"                   | nothing        |

@@ -136,7 +136,8 @@ class HFPolicy(Policy):
         template = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return template + partial, refs
 
-    def _generate(self, prompts: list[str], images: list[list[str]], params: SamplingParams) -> list[list[GeneratedText]]:
+    def _generate(self, prompts: list[str], images: list[list[str]],
+                  params: SamplingParams) -> list[list[GeneratedText]]:
         _check(params)
         copies = 1 if params.temperature == 0 else params.n  # greedy samples are all the same
         rows = [(i, k) for i in range(len(prompts)) for k in range(copies)]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import random
 import time
 
-from mmprm.seeds import derive_seed
 from mmprm.policy.base import Continuation, Policy, Request, SamplingParams
+from mmprm.seeds import derive_seed
 
 SLIP = "slip"
 

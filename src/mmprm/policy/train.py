@@ -164,7 +164,8 @@ def _train(cfg: TrainConfig, out: Path) -> dict:
     (out / STATE_FILE).unlink(missing_ok=True)
     shutil.rmtree(out / "last", ignore_errors=True)  # the resume copy; the final model is in `out`
     evals = f", greedy accuracy {log['evals'][-1]['greedy_accuracy']:.3f}" if log["evals"] else ""
-    print(f"trained {cfg.steps - start} steps in {log['time_s']} s: loss {log['final_loss']:.3f}{evals}; saved to {out}")
+    print(f"trained {cfg.steps - start} steps in {log['time_s']} s: loss {log['final_loss']:.3f}{evals}; "
+          f"saved to {out}")
     return log
 
 
@@ -217,7 +218,8 @@ def _encode(problem: Problem, target: str, processor) -> _Example:
     image_proc = processor.image_processor
     pieces = prompt.split(processor.image_token)
     if len(pieces) - 1 != len(problem.images):
-        raise ValueError(f"problem {problem.id!r}: the chat template shows {len(pieces) - 1} of {len(problem.images)} images")
+        raise ValueError(f"problem {problem.id!r}: the chat template shows {len(pieces) - 1} of "
+                         f"{len(problem.images)} images")
     text = pieces[0]
     for ref, piece in zip(problem.images, pieces[1:]):
         w, h = _image_size(ref)

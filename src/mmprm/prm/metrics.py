@@ -15,6 +15,7 @@ import numpy as np
 
 from mmprm.aggregate import aggregate, scores_are_bounded
 
+
 def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     """P(score of a random positive > score of a random negative), ties counting half;
     None when one class is absent."""

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from mmprm.aggregate import AGGREGATIONS, aggregate, group_is_correct, to_weight
 from mmprm.grading import Grader
 from mmprm.io import JsonlAppender, Rejected, read_records
 from mmprm.policy.base import Policy, Request, SamplingParams
 from mmprm.prm.base import PRM
-from mmprm.aggregate import AGGREGATIONS, aggregate, group_is_correct, to_weight
 from mmprm.search.select import best_of_n, group_answers, vote
 from mmprm.search.tree_search import SearchConfig, SearchResult, step_search
 from mmprm.types import Problem, Solution

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mmprm.seeds import derive_seed
+from mmprm.aggregate import aggregate
 from mmprm.policy.base import Policy, Request, SamplingParams
 from mmprm.prm.base import PRM
-from mmprm.aggregate import aggregate
+from mmprm.seeds import derive_seed
 from mmprm.steps import STEP_CLOSE
 from mmprm.types import Problem
 
@@ -72,7 +72,7 @@ def step_search(problems: list[Problem], policy: Policy, prm: PRM, cfg: SearchCo
                             max_tokens=cfg.max_step_tokens, stop=[STEP_CLOSE], seed=cfg.seed)
     results = [SearchResult(p, []) for p in problems]
     live: list[list[list[Candidate]]] = [[[Candidate([])] for _ in range(n_groups)] for _ in problems]
-    for depth in range(cfg.max_depth):
+    for _ in range(cfg.max_depth):
         owners, requests = [], []
         for pi, groups in enumerate(live):
             for gi, beams in enumerate(groups):
