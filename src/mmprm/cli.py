@@ -422,8 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the whole pipeline on synthetic data with the tiny models")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="at most ~2 minutes (the test suite runs it)")
-    size.add_argument("--full", action="store_true", help="more data, up to ~45 minutes")
+    size.add_argument("--quick", action="store_true", help="the smoke run the test suite uses (durations: README)")
+    size.add_argument("--full", action="store_true", help="more annotation and candidates (durations: README)")
     p.add_argument("--out", help="default runs/demo-<variant>; rerunning resumes")
     p.set_defaults(func=cmd_demo)
 

@@ -1,8 +1,8 @@
 """Sizes of the demo's three variants.
 
-quick: the test suite's run (at most 2 minutes on 2 cores); default: the
-README's main command (at most 10 minutes); full: more annotated problems
-and candidates where the effect needs data (up to 45 minutes).
+quick: the test suite's smoke run; default: the README's main command; full:
+more annotated problems and candidates where the effect needs data. The
+README states how long each takes.
 """
 
 from __future__ import annotations

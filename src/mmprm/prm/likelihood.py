@@ -7,7 +7,7 @@ template's generation prompt) followed by the steps as `render_steps` writes
 them, the assistant text tokenised on its own as policy training does, so
 the step text is tokenised as the policy produced it. One forward pass
 scores every step of a candidate. On the tiny task this untrained baseline
-beat every trained PRM (GUIDE.md): report it beside them.
+beat every trained PRM (docs/results.md): report it beside them.
 """
 
 from __future__ import annotations

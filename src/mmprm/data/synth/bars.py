@@ -2,7 +2,8 @@
 
 Heights are drawn at 6 design pixels per unit with a few pixels of jitter in
 position and width (and one in height): the band in which the tiny demo
-policy is neither hopeless nor perfect (see GUIDE.md).
+policy is neither hopeless nor perfect (a ~1 M-parameter Qwen2-VL trained
+from scratch lands at 35-45% greedy after ~500 steps; docs/policy.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A reading step "<object> is <n>" is right iff the figure's ground truth for
 that object (meta.objects) is n; an arithmetic step "<a> <op> <b> = <c>" is
 right iff it holds as written, whatever numbers it uses. Anything else is
-wrong. Local labels are what trained the best tiny PRM (see GUIDE.md); the
+wrong. These are the oracle's verdicts (mmprm.labels.judges.OracleJudge): a
+ceiling for PRMs and the yardstick of evaluation, never a product label; the
 first wrong step is where a solution first goes off the rails.
 """
 
