@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from mmprm.annotate.tree import filter_paths
@@ -60,9 +61,8 @@ def relabel(path: AnnotatedPath, source: str, targets: list[float | None]) -> An
     known = next((i for i, t in enumerate(targets) if t is None), len(targets))
     if known == 0:
         return None
-    return AnnotatedPath(path.id, path.question, path.steps[:known], [float(t) for t in targets[:known]],
-                         path.answer, path.images, path.choices, path.source,
-                         {**path.meta, "label_source": source})
+    return replace(path, steps=path.steps[:known], labels=[float(t) for t in targets[:known]],
+                   meta={**path.meta, "label_source": source})
 
 
 def export_paths(paths_file: str | Path, out: str | Path, fmt: str, *, balance: bool = False,

@@ -13,5 +13,4 @@ from mmprm.labels.sources import (
 )
 
 __all__ = ["LABEL_SOURCES", "LabelSource", "LabelledPath", "get_source", "label_paths", "load_labelled",
-           "reference_verdicts",
-           "step_targets"]
+           "reference_verdicts", "step_targets"]

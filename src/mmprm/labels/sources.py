@@ -103,8 +103,11 @@ def label_paths(source: str, paths: list[AnnotatedPath], *, min_rollouts: int = 
     if source == "first-error-vote":
         return voted
     judge = ArithmeticJudge()
-    return [[t if t is not None else _as_targets([judge.check(step)])[0] for step, t in zip(p.steps, row)]
-            for p, row in zip(paths, voted)]
+    filled = []
+    for path, row in zip(paths, voted):
+        checked = _as_targets(judge.judge(path.problem(missing_answer=""), path.steps))
+        filled.append([t if t is not None else c for t, c in zip(row, checked)])
+    return filled
 
 
 def vote_by_step_text(paths: list[AnnotatedPath], targets: list[list[float | None]]) -> list[list[float | None]]:
