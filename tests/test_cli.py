@@ -32,3 +32,60 @@ def test_grade_file_in_order_with_rejections(tmp_path):
 def test_bad_arguments_give_a_clear_error(tmp_path):
     proc = _mmprm("data", "convert", "--from", "mathvista", str(tmp_path / "none.json"), "--out", "o.jsonl")
     assert proc.returncode == 2 and "no such file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _problems_file(folder, n=3):
+    rows = [json.dumps({"id": f"p-{i}", "question": "q", "answer": "7"}) for i in range(n)]
+    (folder / "problems.jsonl").write_text("\n".join(rows) + "\n")
+    return folder / "problems.jsonl"
+
+
+def test_an_output_that_is_an_input_is_refused_by_every_command(tmp_path):
+    data = _problems_file(tmp_path)
+    before = data.read_text()
+    runs = [("generate", "--policy", "sim:default", "--data", "problems.jsonl", "--out", "problems.jsonl"),
+            ("score", "--prm", "x", "--data", "problems.jsonl", "--samples", "s.jsonl", "--out", "s.jsonl"),
+            ("grade", "--file", "problems.jsonl", "--out", "problems.jsonl"),
+            ("export", "--paths", "problems.jsonl", "--format", "annotated", "--out", "problems.jsonl"),
+            ("evaluate-steps", "--prm", "x", "--data", "problems.jsonl", "--out", "problems.jsonl")]
+    (tmp_path / "s.jsonl").write_text("")
+    for args in runs:
+        proc = _mmprm(*args, cwd=tmp_path)
+        assert proc.returncode == 2 and "is also an input" in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    assert data.read_text() == before
+
+
+def test_nonsense_counts_are_one_line_errors(tmp_path):
+    _problems_file(tmp_path)
+    runs = {("generate", "--n", "0"): "--n must be at least 1",
+            ("generate", "--limit", "-2"): "--limit must be at least 1",
+            ("search", "--method", "beam", "--width", "0", "--prm", "x"): "width must be at least 1",
+            ("search", "--method", "beam", "--max-depth", "-1", "--prm", "x"): "max_depth must be at least 1"}
+    for extra, message in runs.items():
+        proc = _mmprm(extra[0], "--policy", "sim:default", "--data", "problems.jsonl", "--out", "o.jsonl",
+                      *extra[1:], cwd=tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(tmp_path):
+    import signal
+    import time
+
+    _problems_file(tmp_path, n=40)
+    args = [sys.executable, "-m", "mmprm.cli", "generate", "--policy", "sim:delay=0.2", "--data", "problems.jsonl",
+            "--out", "s.jsonl", "--n", "2"]
+    proc = subprocess.Popen([*args, "--limit", "40"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    ledger = tmp_path / "s.done.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (ledger.exists() and ledger.read_text().count("\n") >= 8):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted; rerun the same command to resume" in err
+    assert "Traceback" not in err
+    again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    rows = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert sorted((r["problem_id"], r["meta"]["sample"]) for r in rows) == sorted(
+        (f"p-{i}", k) for i in range(40) for k in range(2))

@@ -31,9 +31,11 @@ def test_generate_grades_and_resumes(tmp_path):
     params = SamplingParams(n=3)
     first = generate(problems[:4], CountingPolicy(), RuleGrader(), out, params=params, progress=False)
     assert (first.solutions, first.correct) == (12, 6)
-    # a run cut short: the last problem's samples were only partly written
+    # a run cut short: the last problem's samples were only partly written, its ledger line not at all
     lines = out.read_text().splitlines()
     out.write_text("\n".join(lines[:-2]) + "\n")
+    ledger = tmp_path / "samples.done.jsonl"
+    ledger.write_text("\n".join(ledger.read_text().splitlines()[:-1]) + "\n")
     policy = CountingPolicy()
     second = generate(problems, policy, RuleGrader(), out, params=params, progress=False)
     assert second.skipped == 3 and policy.requests == 3  # p-3 redone whole, p-4 and p-5 new

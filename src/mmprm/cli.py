@@ -17,16 +17,9 @@ from mmprm.labels import LABEL_SOURCES
 
 
 def _grader(args: argparse.Namespace):
-    from mmprm.grading import HybridGrader, JudgeGrader, RuleGrader
+    from mmprm.grading import load_grader
 
-    rules = RuleGrader(timeout=args.timeout)
-    if not args.judge:
-        return rules
-    url, _, model = args.judge.partition("#")
-    if not model:
-        raise SystemExit("--judge must be URL#MODEL, e.g. http://127.0.0.1:8000/v1#Qwen2.5-7B-Instruct")
-    judge = JudgeGrader(url, model)
-    return HybridGrader(rules, judge) if args.hybrid else judge
+    return load_grader(args.judge, hybrid=args.hybrid, timeout=args.timeout)
 
 
 def _add_grader_flags(p: argparse.ArgumentParser) -> None:
@@ -83,29 +76,36 @@ def cmd_policy_train(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from mmprm.data import load_problems
     from mmprm.generate import generate
-    from mmprm.grading import RuleGrader
     from mmprm.io import RejectLog
     from mmprm.policy.base import SamplingParams
     from mmprm.policy.load import load_policy
 
     params = SamplingParams(n=args.n, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                             max_tokens=args.max_tokens, seed=args.seed)
-    config = {"policy": args.policy, "data": args.data, "out": args.out, "sampling": asdict(params)}
-    print("config: " + json.dumps(config), file=sys.stderr)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".config.json").write_text(json.dumps(config, indent=2) + "\n")
+    from mmprm.output import refuse_input_as_output
+
+    if params.n < 1:
+        raise ValueError(f"--n must be at least 1 solution per problem, got {params.n}")
+    refuse_input_as_output([args.out], [args.data])
+    grader = _grader(args)
     rejects = RejectLog(args.out, echo=lambda m: print(m, file=sys.stderr))
-    problems = load_problems(args.data, rejects=rejects)
+    problems = _first(load_problems(args.data, rejects=rejects), args.limit)
     rejects.close()
-    if args.limit:
-        problems = problems[: args.limit]
     policy = load_policy(args.policy)
     try:
-        summary = generate(problems, policy, RuleGrader(), args.out, params=params)
+        summary = generate(problems, policy, grader, args.out, params=params, inputs=[args.data])
     finally:
         policy.close()
     print(f"{summary}; {rejects.count} problems rejected", file=sys.stderr)
     return 0
+
+
+def _first(problems: list, limit: int | None) -> list:
+    if limit is None:
+        return problems
+    if limit < 1:
+        raise ValueError(f"--limit must be at least 1 problem, got {limit}")
+    return problems[:limit]
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
@@ -124,7 +124,6 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     else:
         from mmprm.annotate.runner import annotate, shard_of
         from mmprm.data import load_problems
-        from mmprm.grading import RuleGrader
         from mmprm.io import RejectLog
         from mmprm.policy.load import load_policy
 
@@ -133,8 +132,8 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         rejects.close()
         policy = load_policy(args.policy)
         try:
-            stats = annotate(problems, policy, RuleGrader(), args.out, cfg, inflight=args.inflight,
-                             rejected_inputs=rejects.count)
+            stats = annotate(problems, policy, _grader(args), args.out, cfg, inflight=args.inflight,
+                             inputs=[args.data], rejected_inputs=rejects.count)
         finally:
             policy.close()
     print(json.dumps(stats, indent=2), file=sys.stderr)
@@ -161,10 +160,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from mmprm.evaluate.report import evaluate_file
-    from mmprm.grading import RuleGrader
 
     n_values = [int(n) for n in args.n.split(",")]
-    report = evaluate_file(args.scored, n_values, args.out, RuleGrader(), subsets_per_n=args.subsets,
+    report = evaluate_file(args.scored, n_values, args.out, _grader(args), subsets_per_n=args.subsets,
                            seed=args.seed)
     print((Path(args.out) / "report.md").read_text(), file=sys.stderr)
     print(f"report in {args.out}/report.json, report.md, accuracy.png "
@@ -177,14 +175,21 @@ def cmd_evaluate_steps(args: argparse.Namespace) -> int:
     from mmprm.io import RejectLog
     from mmprm.prm.load import load_prm
 
-    rejects = RejectLog(args.out, echo=lambda m: print(m, file=sys.stderr)) if args.out else None
+    from mmprm.output import refuse_input_as_output
+
+    if args.out:
+        refuse_input_as_output([args.out], [args.data])
+    rejects = RejectLog(args.out, echo=lambda m: print(m, file=sys.stderr))
     cases = load_cases(args.data, rejects)
+    rejects.close()
+    if not cases:
+        raise ValueError(f"{args.data}: no usable cases ({rejects.count} rejected)")
     prm = load_prm(args.prm)
     try:
         report = evaluate_steps(prm, cases, threshold=args.threshold, seed=args.seed)
     finally:
         prm.close()
-    report["rejected"] = rejects.count if rejects else 0
+    report["rejected"] = rejects.count
     text = json.dumps(report, indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +200,6 @@ def cmd_evaluate_steps(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from mmprm.data import load_problems
-    from mmprm.grading import RuleGrader
     from mmprm.policy.load import load_policy
     from mmprm.prm.load import load_prm
     from mmprm.search.runner import run_search
@@ -204,10 +208,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     cfg = SearchConfig(method=args.method, n=args.n, width=args.width, max_depth=args.max_depth,
                        aggregation=args.aggregation, temperature=args.temperature, seed=args.seed)
     print("config: " + json.dumps(asdict(cfg)), file=sys.stderr)
-    problems = load_problems(args.data)[: args.limit] if args.limit else load_problems(args.data)
+    grader = _grader(args)
+    problems = _first(load_problems(args.data), args.limit)
     policy, prm = load_policy(args.policy), load_prm(args.prm)
     try:
-        report = run_search(problems, policy, prm, RuleGrader(), cfg, args.out)
+        report = run_search(problems, policy, prm, grader, cfg, args.out, inputs=[args.data])
     finally:
         policy.close()
         prm.close()
@@ -234,6 +239,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     from mmprm.prm.load import load_prm
     from mmprm.prm.score import score_file
 
+    from mmprm.output import refuse_input_as_output
+
+    refuse_input_as_output([args.out], [args.data, args.samples])  # before a model is loaded
     prm = load_prm(args.prm, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size)
     try:
         print(score_file(prm, args.data, args.samples, args.out), file=sys.stderr)
@@ -315,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="only the first N problems")
+    _add_grader_flags(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("annotate", help="label every step: OmegaPRM tree search or per-step MC")
@@ -341,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", help="i/n: annotate only every n-th problem from the i-th")
     p.add_argument("--ray", help="run shards as Ray tasks: auto, a cluster ADDRESS, or local")
     p.add_argument("--shards", type=int, help="with --ray: number of shards (default 2)")
+    _add_grader_flags(p)
     p.set_defaults(func=cmd_annotate)
 
     p = sub.add_parser("export", help="write annotated paths in a trainer's format")
@@ -359,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for report.json, report.md, accuracy.png")
     p.add_argument("--subsets", type=int, default=200, help="random subsets per N below the pool size")
     p.add_argument("--seed", type=int, default=0)
+    _add_grader_flags(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("evaluate-steps", help="step-error detection (ProcessBench metric)")
@@ -382,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int)
+    _add_grader_flags(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("train", help="train a PRM on annotated paths (or graded samples)")
@@ -439,9 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:  # RecordError is a ValueError
+    except (ValueError, OSError) as e:  # RecordError and OutputError are ValueErrors; OSError: missing or unwritable files
         print(f"mmprm: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\nmmprm: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

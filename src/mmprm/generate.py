@@ -1,19 +1,20 @@
 """`mmprm generate`: sample N graded solutions per problem.
 
 Solutions are appended as each problem finishes, so a killed run keeps its
-work; rerunning skips problems whose N solutions are already written.
+work; rerunning with the same settings skips the finished problems.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from mmprm.grading import Grader
-from mmprm.io import JsonlAppender, Rejected, read_records
+from mmprm.output import OutputLayout, ResumableOutput
 from mmprm.policy.base import Policy, Request, SamplingParams
 from mmprm.types import Problem, Solution
 
@@ -35,50 +36,36 @@ class GenerateSummary:
                 f"{acc:.1%} correct; {self.completion_tokens} tokens -> {self.output}")
 
 
-def _done_counts(out: Path) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    if out.exists():
-        for _, rec in read_records(out, Solution.from_dict):
-            if not isinstance(rec, Rejected):
-                counts[rec.problem_id] = counts.get(rec.problem_id, 0) + 1
-    return counts
-
-
 def generate(problems: list[Problem], policy: Policy, grader: Grader, out: str | Path, *,
-             params: SamplingParams, batch_problems: int = 8, progress: bool = True) -> GenerateSummary:
-    """Sample `params.n` solutions for each problem, grade them, append to `out`."""
-    out = Path(out)
+             params: SamplingParams, batch_problems: int = 8, inputs: Sequence[str | Path] = (),
+             progress: bool = True) -> GenerateSummary:
+    """Sample `params.n` solutions for each problem, grade them, append to `out`.
+
+    `out` is a resumable output (mmprm.output): the policy, sampling and grader
+    are its settings, and `inputs` (the problems file) may not be written."""
+    if params.n < 1:
+        raise ValueError(f"n must be at least 1 solution per problem, got {params.n}")
+    if batch_problems < 1:
+        raise ValueError(f"batch_problems must be at least 1, got {batch_problems}")
     start = time.time()
-    done = _done_counts(out)
-    # A problem with fewer than n solutions was cut off mid-write: redo it whole.
-    partial = {pid for pid, c in done.items() if c < params.n}
-    if partial:
-        _drop_problems(out, partial)
-    todo = [p for p in problems if done.get(p.id, 0) < params.n]
+    settings = {"command": "generate", "policy": policy.name, "grader": grader.name, "sampling": asdict(params)}
+    output = ResumableOutput(OutputLayout.file(out), settings, inputs=inputs).open(p.id for p in problems)
+    todo = [p for p in problems if p.id not in output.done]
     solutions = correct = tokens = 0
-    with JsonlAppender(out) as sink, tqdm(total=len(todo), desc="generate", unit="prob",
-                                          disable=not progress) as bar:
+    with output, tqdm(total=len(todo), desc="generate", unit="prob", disable=not progress) as bar:
         for i in range(0, len(todo), batch_problems):
             chunk = todo[i : i + batch_problems]
             results = policy.sample_batch([Request(p) for p in chunk], params)
             for problem, conts in zip(chunk, results):
-                for k, c in enumerate(conts):
-                    ok = grader.is_correct(problem, c.answer)
-                    sink.write(Solution(problem_id=problem.id, steps=c.steps, answer=c.answer, correct=ok,
-                                        prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens,
-                                        meta={"sample": k, "finished": c.finished}))
-                    solutions += 1
-                    correct += ok
-                    tokens += c.completion_tokens
+                graded = [Solution(problem_id=problem.id, steps=c.steps, answer=c.answer,
+                                   correct=grader.is_correct(problem, c.answer), prompt_tokens=c.prompt_tokens,
+                                   completion_tokens=c.completion_tokens, meta={"sample": k, "finished": c.finished})
+                          for k, c in enumerate(conts)]
+                output.write(problem.id, graded, solutions=len(graded))
+                solutions += len(graded)
+                correct += sum(bool(s.correct) for s in graded)
+                tokens += sum(c.completion_tokens for c in conts)
             bar.update(len(chunk))
             bar.set_postfix(acc=f"{correct / max(1, solutions):.2f}", tok_s=f"{tokens / (time.time() - start):.0f}")
     return GenerateSummary(len(problems), len(problems) - len(todo), solutions, correct, tokens,
                            time.time() - start, str(out))
-
-
-def _drop_problems(out: Path, problem_ids: set[str]) -> None:
-    from mmprm.io import write_jsonl
-
-    keep = [rec for _, rec in read_records(out, Solution.from_dict)
-            if not isinstance(rec, Rejected) and rec.problem_id not in problem_ids]
-    write_jsonl(out, keep)

@@ -126,10 +126,13 @@ class JsonlAppender:
 
 class RejectLog:
     """Collects rejections for one output: echoes each and, when the output is
-    a file, saves them beside it in `<output>.rejected.jsonl`."""
+    a file, saves them beside it in `<output>.rejected.jsonl`. Every run reads
+    its inputs afresh, so the file holds this run's rejections, each once."""
 
     def __init__(self, output: str | Path | None, *, echo: Callable[[str], None] | None = None):
         self.path = rejected_path(output) if output is not None else None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
         self.count = 0
         self._echo = echo
         self._writer: JsonlAppender | None = None
@@ -161,6 +164,14 @@ def write_jsonl(path: str | Path, records: Iterable[Any]) -> int:
             n += 1
     os.replace(tmp, path)
     return n
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write one JSON document so a reader sees the old file or the new, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
 
 
 def _truncate_partial_line(path: Path) -> None:

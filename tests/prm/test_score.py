@@ -85,9 +85,11 @@ def test_score_file_fills_step_scores_and_resumes(prm_parts, synth, tmp_path):
     assert [r["steps"] for r in rows] == [json.loads(line)["steps"] for line in small.read_text().splitlines()][:40]
     assert all(len(r["step_scores"]) == len(r["steps"]) for r in rows)
 
-    # a run killed mid-problem: a partial problem and a cut line; the rerun redoes that problem only
+    # a run killed mid-problem: a partial problem, a cut line, no ledger line; the rerun redoes that problem only
     lines = out.read_text().splitlines(keepends=True)
     out.write_text("".join(lines[:38]) + lines[38][:20])
+    ledger = tmp_path / "scored.done.jsonl"
+    ledger.write_text("".join(ledger.read_text().splitlines(keepends=True)[:-1]))
     again = score_file(scorer, problems, small, out, batch_size=3, progress=False)
     assert (again.skipped, again.solutions) == (9, 4)
     assert [json.loads(line) for line in out.read_text().splitlines()] == rows

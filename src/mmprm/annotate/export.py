@@ -23,6 +23,7 @@ from pathlib import Path
 
 from mmprm.annotate.tree import filter_paths
 from mmprm.io import load_records, write_jsonl
+from mmprm.output import refuse_input_as_output
 from mmprm.policy.prompt import question_text
 from mmprm.types import AnnotatedPath, Problem
 
@@ -72,6 +73,7 @@ def export_paths(paths_file: str | Path, out: str | Path, fmt: str, *, balance: 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     paths_file, out = Path(paths_file), Path(out)
+    refuse_input_as_output([out], [paths_file])
     paths = load_records(paths_file, AnnotatedPath.from_dict)
     if labels != "mc":
         from mmprm.labels import label_paths

@@ -10,20 +10,19 @@ Output folder:
   done.jsonl        one line per finished problem, written last
   stats.json        counts, label histogram, time, skipped problems and why
   config.json       the resolved settings
-A problem counts as done only once its done line is on disk. On a rerun,
-paths of unfinished problems are removed and those problems redone; every
-random choice derives from (seed, problem, prefix), so the result equals an
-uninterrupted run.
+  .lock             held while a run writes (mmprm.output)
+A problem counts as done only once its done line is on disk. On a rerun
+(same settings only), paths of unfinished problems are removed and those
+problems redone; every random choice derives from (seed, problem, prefix),
+so the result equals an uninterrupted run.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,7 +32,8 @@ from mmprm.annotate.config import AnnotateConfig
 from mmprm.annotate.mc import Annotation, per_step_mc
 from mmprm.annotate.omegaprm import omegaprm
 from mmprm.grading import Grader
-from mmprm.io import JsonlAppender, Rejected, iter_json_lines, read_records, rehome_images, write_jsonl
+from mmprm.io import Rejected, iter_json_lines, read_records, rehome_images, write_json_atomic
+from mmprm.output import OutputLayout, ResumableOutput
 from mmprm.policy.base import Policy, Request, SamplingParams
 from mmprm.types import AnnotatedPath, Problem
 
@@ -55,48 +55,23 @@ def tree_file(out_dir: Path, problem_id: str) -> Path:
     return out_dir / "trees" / (re.sub(r"[^A-Za-z0-9._-]", "_", problem_id) + ".json")
 
 
-def _check_same_settings(config_file: Path, cfg: AnnotateConfig) -> None:
-    """A rerun resumes only with the settings that made the finished problems:
-    otherwise one paths.jsonl would mix labels of two kinds."""
-    if not config_file.exists():
-        return
-    saved = {**asdict(AnnotateConfig()), **json.loads(config_file.read_text())}
-    changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in asdict(cfg).items() if saved.get(k) != v]
-    if changed:
-        raise ValueError(f"{config_file.parent} holds problems annotated with other settings ({'; '.join(changed)}); "
-                         "rerun with the same settings to resume, or choose a new output folder")
-
-
-def _resume(out_dir: Path) -> dict[str, dict]:
-    """Finished problems, and paths.jsonl trimmed to exactly those problems."""
-    done: dict[str, dict] = {}
-    done_path = out_dir / "done.jsonl"
-    if done_path.exists():
-        for _, rec in iter_json_lines(done_path):
-            if isinstance(rec, dict):
-                done[rec["id"]] = rec
-    paths_file = out_dir / "paths.jsonl"
-    if paths_file.exists():
-        rows = [r for _, r in read_records(paths_file, AnnotatedPath.from_dict)]
-        keep = [r for r in rows if not isinstance(r, Rejected) and r.id in done]
-        if len(keep) != len(rows):
-            write_jsonl(paths_file, keep)
-    return done
-
-
 def annotate(problems: list[Problem], policy: Policy, grader: Grader, out_dir: str | Path,
-             cfg: AnnotateConfig, *, inflight: int = 16, progress: bool = True,
-             rejected_inputs: int = 0) -> dict:
+             cfg: AnnotateConfig, *, inflight: int = 16, inputs: Sequence[str | Path] = (),
+             progress: bool = True, rejected_inputs: int = 0) -> dict:
     """Annotate `problems` into `out_dir`; returns the stats (also in stats.json).
+
+    `out_dir` is a resumable output (mmprm.output) whose settings are `cfg`, the
+    policy and the grader; `inputs` (the problems file) may not be written.
     `rejected_inputs` (bad input lines the caller already set aside) is counted
     among the skipped problems."""
+    if inflight < 1:
+        raise ValueError(f"inflight must be at least 1 problem, got {inflight}")
     out_dir = Path(out_dir)
+    settings = {**asdict(cfg), "policy": policy.name, "grader": grader.name}
+    output = ResumableOutput(OutputLayout.folder(out_dir, "paths.jsonl"), settings, key="id", inputs=inputs)
+    output.open(p.id for p in problems)
     (out_dir / "trees").mkdir(parents=True, exist_ok=True)
-    if (out_dir / "done.jsonl").exists() and (out_dir / "done.jsonl").stat().st_size:
-        _check_same_settings(out_dir / "config.json", cfg)
-    done = _resume(out_dir)
-    (out_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    todo = [p for p in problems if p.id not in done]
+    todo = [p for p in problems if p.id not in output.done]
     algorithm = ALGORITHMS[cfg.method]
     params = SamplingParams(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                             max_tokens=cfg.max_tokens, seed=cfg.seed)
@@ -104,23 +79,17 @@ def annotate(problems: list[Problem], policy: Policy, grader: Grader, out_dir: s
     rollouts = labels = 0
     queue = list(reversed(todo))
     active: dict[str, tuple[Problem, Annotation, object]] = {}
-    with JsonlAppender(out_dir / "paths.jsonl") as paths_out, \
-            JsonlAppender(out_dir / "done.jsonl") as done_out, \
-            tqdm(total=len(todo), desc=f"annotate ({cfg.method})", unit="prob", disable=not progress) as bar:
+    with output, tqdm(total=len(todo), desc=f"annotate ({cfg.method})", unit="prob", disable=not progress) as bar:
 
         def finish(problem: Problem, result: tuple) -> None:
             nonlocal labels
             tree, paths = result
-            _write_atomic(tree_file(out_dir, problem.id), tree.to_dict())
+            write_json_atomic(tree_file(out_dir, problem.id), tree.to_dict())
             for p in paths:
                 p.images = rehome_images(p.images, out_dir, out_dir / "images", problem.id)
-                paths_out.write(p)
             labels += sum(len(p.labels) for p in paths)
-            record = {"id": problem.id, "paths": len(paths), "labels": sum(len(p.labels) for p in paths),
-                      "rollouts": tree.rollouts, "tokens": tree.tokens, "searches": tree.searches,
-                      "skipped": tree.skipped}
-            done_out.write(record)
-            done[problem.id] = record
+            output.write(problem.id, paths, paths=len(paths), labels=sum(len(p.labels) for p in paths),
+                         rollouts=tree.rollouts, tokens=tree.tokens, searches=tree.searches, skipped=tree.skipped)
             bar.update(1)
 
         def advance(problem: Problem, gen: Annotation, reply) -> None:
@@ -177,11 +146,5 @@ def summarize(out_dir: Path, problem_ids: list[str], wall_seconds: float, reject
         "label_histogram": dict(sorted(histogram.items())),
         "wall_seconds": round(wall_seconds, 2),
     }
-    _write_atomic(out_dir / "stats.json", stats)
+    write_json_atomic(out_dir / "stats.json", stats)
     return stats
-
-
-def _write_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)

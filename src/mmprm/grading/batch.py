@@ -30,7 +30,13 @@ def grade_file(path: str | Path, grader: Grader, *, out: str | Path | None = Non
                workers: int = 2, progress: bool = True) -> dict:
     """Grade every line of `path`; results go to `out` (or stdout) in input
     order; bad lines go to `<out>.rejected.jsonl` (or stderr). Returns counts."""
+    from mmprm.output import refuse_input_as_output
+
     path = Path(path)
+    if out is not None:
+        refuse_input_as_output([out], [path])
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     jobs: list[tuple[int, tuple]] = []
     rejects = RejectLog(out, echo=lambda m: print(m, file=sys.stderr))
     for lineno, obj in iter_json_lines(path):
@@ -49,7 +55,7 @@ def grade_file(path: str | Path, grader: Grader, *, out: str | Path | None = Non
     sink = open(out, "w", encoding="utf-8") if out else sys.stdout
     equal = 0
     try:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             for (lineno, _), verdict in tqdm(zip(jobs, pool.map(run, jobs)), total=len(jobs),
                                              desc="grade", unit="ans", disable=not progress):
                 equal += verdict.equal

@@ -31,6 +31,8 @@ class Verdict:
 
 
 class Grader:
+    name = "grader"  # saved with outputs that hold verdicts, so a resume never mixes graders
+
     def grade(self, gold: str, pred: str | None, choices: list[str] | None = None) -> Verdict:
         raise NotImplementedError
 
@@ -40,6 +42,8 @@ class Grader:
 
 class RuleGrader(Grader):
     """Extraction rules plus math-verify, each answer under `timeout` seconds."""
+
+    name = "rules"
 
     def __init__(self, timeout: float = 5.0):
         self.timeout = timeout
@@ -71,6 +75,7 @@ class JudgeGrader(Grader):
                  timeout: float = 60.0, max_retries: int = 3):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
+        self.name = f"judge:{base_url}#{model}"
         self.max_retries = max_retries
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=timeout, headers=headers)
@@ -119,9 +124,25 @@ class HybridGrader(Grader):
 
     def __init__(self, rules: RuleGrader, judge: JudgeGrader):
         self.rules, self.judge = rules, judge
+        self.name = f"rules+{judge.name}"
 
     def grade(self, gold: str, pred: str | None, choices: list[str] | None = None) -> Verdict:
         verdict = self.rules.grade(gold, pred, choices)
         if verdict.parsed or pred is None:
             return verdict
         return self.judge.grade(gold, pred, choices)
+
+
+def load_grader(judge: str | None = None, *, hybrid: bool = False, timeout: float = 5.0) -> Grader:
+    """The grader the command line asks for: the rules alone, an LLM judge at
+    `URL#MODEL`, or (`hybrid`) the rules with the judge where they cannot read an answer."""
+    rules = RuleGrader(timeout=timeout)
+    if not judge:
+        if hybrid:
+            raise ValueError("--hybrid needs --judge URL#MODEL")
+        return rules
+    url, _, model = judge.partition("#")
+    if not url or not model:
+        raise ValueError(f"--judge must be URL#MODEL, e.g. http://127.0.0.1:8000/v1#Qwen2.5-7B-Instruct; got {judge!r}")
+    grader = JudgeGrader(url, model)
+    return HybridGrader(rules, grader) if hybrid else grader

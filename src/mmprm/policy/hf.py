@@ -63,6 +63,7 @@ class HFPolicy(Policy):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.path = str(path)
+        self.name = f"hf:{self.path}"
         self.device = torch.device(device)
         self.batch_size = batch_size
         if dtype is None:  # bf16 matmuls are slow on most CPUs

@@ -77,6 +77,7 @@ class OpenAIPolicy(Policy):
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.base_url = base_url.rstrip("/")
         self.model = model
+        self.name = f"openai:{self.base_url}#{model}"
         self.mode = mode
         self.concurrency = concurrency
         self.timeout = timeout

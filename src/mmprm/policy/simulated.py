@@ -32,6 +32,7 @@ class SimulatedPolicy(Policy):
         self.lucky = lucky
         self.delay = delay
         self.tokens_per_step = tokens_per_step
+        self.name = f"sim:steps={steps},error={error},lucky={lucky},tokens_per_step={tokens_per_step}"
 
     @classmethod
     def from_spec(cls, options: str) -> SimulatedPolicy:

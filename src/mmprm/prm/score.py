@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from mmprm.io import JsonlAppender, Rejected, RejectLog, read_records, write_jsonl
+from mmprm.io import Rejected, RejectLog, read_records
+from mmprm.output import OutputLayout, ResumableOutput, refuse_input_as_output
 from mmprm.prm.base import PRM
 from mmprm.prm.formats import Encoded, Scheme, collate, encode
 from mmprm.prm.model import PRMModel, load_prm_model
@@ -107,12 +108,16 @@ def score_file(prm: PRM, problems_path: str | Path, samples_path: str | Path, ou
 
     `batch_size` problems are scored together (their candidates share forward
     batches); each problem's solutions are appended as soon as it is scored.
-    A rerun skips problems already complete and redoes one cut off mid-write.
+    `out` is a resumable output (mmprm.output) whose setting is the PRM: a rerun
+    skips finished problems and redoes one cut off mid-write.
     """
     from mmprm.data import load_problems
 
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1 problem, got {batch_size}")
     start = time.time()
     out = Path(out_path)
+    refuse_input_as_output([out], [problems_path, samples_path])
     rejects = RejectLog(out, echo=tqdm.write)
     problems = {p.id: p for p in load_problems(problems_path, rejects=rejects)}
     groups: dict[str, list[Solution]] = {}
@@ -125,34 +130,22 @@ def score_file(prm: PRM, problems_path: str | Path, samples_path: str | Path, ou
     missing = [pid for pid in groups if pid not in problems]
     if missing:
         tqdm.write(f"{len(missing)} problems of {samples_path} are not in {problems_path}; their solutions are skipped")
-    done = _done(out, groups)
-    todo = [pid for pid in groups if pid in problems and pid not in done]
-    written = 0
-    with JsonlAppender(out) as sink, tqdm(total=len(todo), desc="score", unit="prob", disable=not progress) as bar:
-        for i in range(0, len(todo), batch_size):
-            chunk = todo[i : i + batch_size]
-            scores = prm.score_many([(problems[pid], [s.steps for s in groups[pid]]) for pid in chunk])
-            for pid, per_solution in zip(chunk, scores):
-                for sol, step_scores in zip(groups[pid], per_solution):
-                    sol.step_scores = [float(x) for x in step_scores]
-                    sol.meta = {**sol.meta, "prm": prm.name}
-                    sink.write(sol)
-                    written += 1
-            bar.update(len(chunk))
+    settings = {"command": "score", "prm": prm.name}
+    output = ResumableOutput(OutputLayout.file(out), settings, inputs=[problems_path, samples_path])
+    with output.open(pid for pid in groups if pid in problems):
+        todo = [pid for pid in groups if pid in problems and pid not in output.done]
+        written = 0
+        with tqdm(total=len(todo), desc="score", unit="prob", disable=not progress) as bar:
+            for i in range(0, len(todo), batch_size):
+                chunk = todo[i : i + batch_size]
+                scores = prm.score_many([(problems[pid], [s.steps for s in groups[pid]]) for pid in chunk])
+                for pid, per_solution in zip(chunk, scores):
+                    for sol, step_scores in zip(groups[pid], per_solution):
+                        sol.step_scores = [float(x) for x in step_scores]
+                        sol.meta = {**sol.meta, "prm": prm.name}
+                    output.write(pid, groups[pid], solutions=len(groups[pid]))
+                    written += len(groups[pid])
+                bar.update(len(chunk))
+    done = [pid for pid in groups if pid in problems and pid not in todo]
     return ScoreSummary(len(groups), len(done), written, len(missing), time.time() - start, str(out))
 
-
-def _done(out: Path, groups: dict[str, list[Solution]]) -> set[str]:
-    """Problems whose solutions are all in `out`; a partly written problem is removed to be redone."""
-    if not out.exists():
-        return set()
-    counts: dict[str, int] = {}
-    kept = []
-    for _, rec in read_records(out, Solution.from_dict):
-        if not isinstance(rec, Rejected):
-            counts[rec.problem_id] = counts.get(rec.problem_id, 0) + 1
-            kept.append(rec)
-    complete = {pid for pid, n in counts.items() if n == len(groups.get(pid, []))}
-    if len(complete) < len(counts):
-        write_jsonl(out, [r for r in kept if r.problem_id in complete])
-    return complete

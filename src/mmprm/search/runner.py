@@ -9,8 +9,8 @@ so methods can be compared at equal compute.
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from mmprm.aggregate import AGGREGATIONS, aggregate, group_is_correct, to_weight
 from mmprm.grading import Grader
-from mmprm.io import JsonlAppender, Rejected, read_records
+from mmprm.io import Rejected, read_records, write_json_atomic
+from mmprm.output import OutputLayout, ResumableOutput
 from mmprm.policy.base import Policy, Request, SamplingParams
 from mmprm.prm.base import PRM
 from mmprm.search.select import best_of_n, group_answers, vote
@@ -43,46 +44,38 @@ def best_of_n_search(problems: list[Problem], policy: Policy, prm: PRM, cfg: Sea
     return results
 
 
+SEARCH_METHODS = {"bon": best_of_n_search, "beam": step_search, "dvts": step_search, "greedy": step_search}
+
+
 def run_search(problems: list[Problem], policy: Policy, prm: PRM, grader: Grader, cfg: SearchConfig,
-               out_dir: str | Path, *, chunk: int = 8, progress: bool = True) -> dict:
+               out_dir: str | Path, *, chunk: int = 8, inputs: Sequence[str | Path] = (),
+               progress: bool = True) -> dict:
+    """Search every problem into `out_dir` (a resumable output: the policy, PRM,
+    grader and search settings are its settings); returns the report."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1 problem, got {chunk}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    out = out_dir / "candidates.jsonl"
-    done_file = out_dir / "done.jsonl"
-    done = {json.loads(x)["id"]: json.loads(x) for x in done_file.read_text().splitlines()} \
-        if done_file.exists() else {}
-    _drop_unfinished(out, set(done))
-    todo = [p for p in problems if p.id not in done]
-    search = best_of_n_search if cfg.method == "bon" else step_search
+    search = SEARCH_METHODS[cfg.method]
+    settings = {"command": "search", "policy": policy.name, "prm": prm.name, "grader": grader.name,
+                "search": asdict(cfg)}
+    output = ResumableOutput(OutputLayout.folder(out_dir, "candidates.jsonl"), settings, inputs=inputs)
     start = time.time()
-    with JsonlAppender(out) as sink, JsonlAppender(done_file) as done_sink, \
-            tqdm(total=len(todo), desc=f"search ({cfg.method})", unit="prob", disable=not progress) as bar:
-        for i in range(0, len(todo), chunk):
-            for result in search(todo[i : i + chunk], policy, prm, cfg):
-                for c in result.candidates:
-                    ok = c.finished and grader.is_correct(result.problem, c.answer)
-                    sink.write(Solution(result.problem.id, c.steps, c.answer, ok, c.step_scores or None,
-                                        meta={"method": cfg.method, "finished": c.finished}))
-                record = {"id": result.problem.id, "tokens": result.tokens, "candidates": len(result.candidates)}
-                done_sink.write(record)
-                done[result.problem.id] = record
-            bar.update(len(todo[i : i + chunk]))
-    report = search_report(out, [done[p.id] for p in problems if p.id in done], grader, cfg, bounded=prm.bounded)
+    with output.open(p.id for p in problems):
+        todo = [p for p in problems if p.id not in output.done]
+        with tqdm(total=len(todo), desc=f"search ({cfg.method})", unit="prob", disable=not progress) as bar:
+            for i in range(0, len(todo), chunk):
+                for result in search(todo[i : i + chunk], policy, prm, cfg):
+                    graded = [Solution(result.problem.id, c.steps, c.answer,
+                                       c.finished and grader.is_correct(result.problem, c.answer),
+                                       c.step_scores or None, meta={"method": cfg.method, "finished": c.finished})
+                              for c in result.candidates]
+                    output.write(result.problem.id, graded, tokens=result.tokens, candidates=len(graded))
+                bar.update(len(todo[i : i + chunk]))
+        done = [output.done[p.id] for p in problems if p.id in output.done]
+    report = search_report(output.layout.records, done, grader, cfg, bounded=prm.bounded)
     report["wall_seconds"] = round(time.time() - start, 2)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(out_dir / "report.json", report)
     return report
-
-
-def _drop_unfinished(out: Path, done: set[str]) -> None:
-    if not out.exists():
-        return
-    from mmprm.io import write_jsonl
-
-    rows = [r for _, r in read_records(out, Solution.from_dict)]
-    keep = [r for r in rows if not isinstance(r, Rejected) and r.problem_id in done]
-    if len(keep) != len(rows):
-        write_jsonl(out, keep)
 
 
 def search_report(candidates_file: Path, done: list[dict], grader: Grader, cfg: SearchConfig, *,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mmprm.aggregate import aggregate
+from mmprm.aggregate import AGGREGATIONS, aggregate
 from mmprm.policy.base import Policy, Request, SamplingParams
 from mmprm.prm.base import PRM
 from mmprm.seeds import derive_seed
@@ -28,6 +28,8 @@ METHODS = ("beam", "dvts", "greedy")
 
 @dataclass
 class SearchConfig:
+    """Settings of one search run; `method` is bon (whole solutions) or a step-level method."""
+
     method: str = "beam"
     n: int = 16               # samples per round per problem: the compute unit
     width: int = 4            # beam width (beam) or expansions per subtree (dvts)
@@ -38,6 +40,20 @@ class SearchConfig:
     top_k: int = 0
     max_step_tokens: int = 128
     seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in ("bon", *METHODS):
+            raise ValueError(f"unknown search method {self.method!r}; choose from bon, {', '.join(METHODS)}")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {self.aggregation!r}; choose from {', '.join(AGGREGATIONS)}")
+        for name in ("n", "width", "max_depth", "max_step_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"search {name} must be at least 1, got {getattr(self, name)}")
+        if self.method in ("beam", "dvts") and self.width > self.n:
+            raise ValueError(f"{self.method}: width {self.width} is more than the {self.n} samples per round (n)")
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
+            raise ValueError(f"sampling needs temperature >= 0, 0 < top_p <= 1 and top_k >= 0; got "
+                             f"{self.temperature}, {self.top_p}, {self.top_k}")
 
     def shape(self) -> tuple[int, int, int]:
         """(groups, keep, expand) for the method."""
