@@ -173,9 +173,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_evaluate_steps(args: argparse.Namespace) -> int:
     from mmprm.evaluate.steps import evaluate_steps, load_cases
     from mmprm.io import RejectLog
-    from mmprm.prm.load import load_prm
-
     from mmprm.output import refuse_input_as_output
+    from mmprm.prm.load import load_prm
 
     if args.out:
         refuse_input_as_output([args.out], [args.data])
@@ -236,10 +235,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from mmprm.output import refuse_input_as_output
     from mmprm.prm.load import load_prm
     from mmprm.prm.score import score_file
-
-    from mmprm.output import refuse_input_as_output
 
     refuse_input_as_output([args.out], [args.data, args.samples])  # before a model is loaded
     prm = load_prm(args.prm, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size)
@@ -451,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, OSError) as e:  # RecordError and OutputError are ValueErrors; OSError: missing or unwritable files
+    except (ValueError, OSError) as e:  # RecordError, OutputError; missing or unwritable files
         print(f"mmprm: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
