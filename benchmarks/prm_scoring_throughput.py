@@ -23,9 +23,10 @@ from mmprm.data import load_problems
 from mmprm.data.synth import generate_synthetic, reference_text
 from mmprm.policy.prompt import build_messages
 from mmprm.policy.tiny.model import new_tiny_policy
-from mmprm.prm.formats import collate, get_scheme
+from mmprm.prm.formats import collate
 from mmprm.prm.load import load_prm
 from mmprm.prm.model import build_prm
+from mmprm.prm.schemes import get_scheme
 from mmprm.prm.score import StepPRM
 
 

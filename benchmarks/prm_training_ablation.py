@@ -31,7 +31,7 @@ from mmprm.io import rehome_images, write_jsonl
 from mmprm.labels import LABEL_SOURCES, reference_verdicts
 from mmprm.prm.metrics import scored_summary
 from mmprm.prm.score import StepPRM, score_file
-from mmprm.prm.train import train_prm
+from mmprm.prm.train import PRMTrainConfig, train_prm
 
 
 def rebuild_paths(run: Path, kind: str, out: Path, *, perfect_counts: bool = False) -> int:
@@ -80,10 +80,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     n = rebuild_paths(run, args.paths, out, perfect_counts=args.perfect_counts)
-    log = train_prm(base, out / "paths.jsonl", out / "prm", labels=args.labels, loss=args.loss, lr=args.lr,
-                    min_rollouts=args.min_rollouts, first_error_threshold=args.threshold,
-                    batch_size=args.batch, max_steps=args.steps, seed=args.seed, warmup_ratio=0.05,
-                    weight_decay=0.0)
+    cfg = PRMTrainConfig(base=base, data=out / "paths.jsonl", labels=args.labels, loss=args.loss, lr=args.lr,
+                         min_rollouts=args.min_rollouts, first_error_threshold=args.threshold,
+                         batch_size=args.batch, max_steps=args.steps, seed=args.seed, warmup_ratio=0.05,
+                         weight_decay=0.0)
+    log = train_prm(cfg, out / "prm")
     prm = StepPRM.from_pretrained(out / "prm")
     try:
         score_file(prm, run / "data" / "test" / "problems.jsonl", run / "samples.jsonl", out / "scored.jsonl")

@@ -26,7 +26,7 @@ from mmprm.data.synth import generate_synthetic, reference_text
 from mmprm.io import write_jsonl
 from mmprm.policy.prompt import build_messages
 from mmprm.policy.tiny.model import new_tiny_policy, save_policy
-from mmprm.prm.train import train_prm
+from mmprm.prm.train import PRMTrainConfig, train_prm
 from mmprm.types import AnnotatedPath
 
 FILLER = "Let me read the figure carefully and check every value before I compute anything. "
@@ -58,9 +58,10 @@ def main() -> None:
         save_policy(model, processor, d / "base")
         results = {}
         for bucket in (False, True):
-            log = train_prm(d / "base", d / "paths.jsonl", d / f"prm-{bucket}", labels="oracle", lr=1e-3,
-                            batch_size=args.batch_size, max_steps=args.steps, bucket=bucket, resume=False,
-                            log_every=args.steps)
+            cfg = PRMTrainConfig(base=d / "base", data=d / "paths.jsonl", labels="oracle", lr=1e-3,
+                                 batch_size=args.batch_size, max_steps=args.steps, bucket=bucket,
+                                 log_every=args.steps)
+            log = train_prm(cfg, d / f"prm-{bucket}", resume=False)
             results[bucket] = log
     print(f"{args.steps} steps at batch {args.batch_size}, {results[True]['config']['num_threads']} thread(s), "
           f"device {'cuda' if torch.cuda.is_available() else 'cpu'}")

@@ -58,8 +58,8 @@ def test_an_output_that_is_an_input_is_refused_by_every_command(tmp_path):
 
 def test_nonsense_counts_are_one_line_errors(tmp_path):
     _problems_file(tmp_path)
-    runs = {("generate", "--n", "0"): "--n must be at least 1",
-            ("generate", "--limit", "-2"): "--limit must be at least 1",
+    runs = {("generate", "--n", "0"): "n must be at least 1",
+            ("generate", "--limit", "-2"): "limit must be at least 1",
             ("search", "--method", "beam", "--width", "0", "--prm", "x"): "width must be at least 1",
             ("search", "--method", "beam", "--max-depth", "-1", "--prm", "x"): "max_depth must be at least 1"}
     for extra, message in runs.items():

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
-from mmprm.annotate.config import PATH_KINDS
+from mmprm.config import add_flags, config_from_args
 from mmprm.labels import LABEL_SOURCES
+from mmprm.policy.load import SPEC_HELP as POLICY_SPEC
+from mmprm.prm.schemes import SPEC_HELP as PRM_SPEC
 
 
 def _grader(args: argparse.Namespace):
@@ -23,7 +24,7 @@ def _grader(args: argparse.Namespace):
 
 
 def _add_grader_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds per answer (default 5)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per answer (default: %(default)s)")
     p.add_argument("--judge", help="an LLM judge at an OpenAI-compatible endpoint: URL#MODEL")
     p.add_argument("--hybrid", action="store_true",
                    help="with --judge: rules first, the judge only where rules cannot parse")
@@ -63,79 +64,30 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_train(args: argparse.Namespace) -> int:
+    from mmprm.policy.config import TrainConfig
     from mmprm.policy.train import train_policy
 
-    save_at = [int(s) for s in args.save_at.split(",")] if args.save_at else []
-    result = train_policy(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                          seed=args.seed, eval_data=args.eval_data, save_at=save_at)
-    result = {k: v for k, v in result.items() if k not in ("losses", "config")}
-    print(json.dumps(result, indent=2), file=sys.stderr)
+    result = train_policy(config_from_args(TrainConfig, args, "policy"), args.out)
+    print(json.dumps({k: v for k, v in result.items() if k not in ("losses", "config")}, indent=2), file=sys.stderr)
     return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from mmprm.data import load_problems
-    from mmprm.generate import generate
-    from mmprm.io import RejectLog
-    from mmprm.policy.base import SamplingParams
-    from mmprm.policy.load import load_policy
+    from mmprm.generate import GenerateConfig, generate_file
 
-    params = SamplingParams(n=args.n, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                            max_tokens=args.max_tokens, seed=args.seed)
-    from mmprm.output import refuse_input_as_output
-
-    if params.n < 1:
-        raise ValueError(f"--n must be at least 1 solution per problem, got {params.n}")
-    refuse_input_as_output([args.out], [args.data])
-    grader = _grader(args)
-    rejects = RejectLog(args.out, echo=lambda m: print(m, file=sys.stderr))
-    problems = _first(load_problems(args.data, rejects=rejects), args.limit)
-    rejects.close()
-    policy = load_policy(args.policy)
-    try:
-        summary = generate(problems, policy, grader, args.out, params=params, inputs=[args.data])
-    finally:
-        policy.close()
-    print(f"{summary}; {rejects.count} problems rejected", file=sys.stderr)
+    summary = generate_file(args.policy, args.data, args.out, config_from_args(GenerateConfig, args, "generate"),
+                            grader=_grader(args))
+    print(summary, file=sys.stderr)
     return 0
-
-
-def _first(problems: list, limit: int | None) -> list:
-    if limit is None:
-        return problems
-    if limit < 1:
-        raise ValueError(f"--limit must be at least 1 problem, got {limit}")
-    return problems[:limit]
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
     from mmprm.annotate.config import AnnotateConfig
+    from mmprm.annotate.runner import annotate_file
 
-    cfg = AnnotateConfig.from_recipe(
-        args.recipe, method=args.method, k=args.k, max_searches=args.searches, rollout_budget=args.budget,
-        num_solutions=args.solutions, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-        max_tokens=args.max_tokens, seed=args.seed, paths=args.paths, max_rollout_paths=args.max_rollout_paths)
-    print("config: " + json.dumps(asdict(cfg)), file=sys.stderr)
-    if args.ray:
-        from mmprm.annotate.distributed import annotate_with_ray
-
-        stats = annotate_with_ray(args.policy, args.data, args.out, cfg, shards=args.shards or 2,
-                                  address=args.ray, inflight=args.inflight)
-    else:
-        from mmprm.annotate.runner import annotate, shard_of
-        from mmprm.data import load_problems
-        from mmprm.io import RejectLog
-        from mmprm.policy.load import load_policy
-
-        rejects = RejectLog(Path(args.out) / "problems.jsonl", echo=lambda m: print(m, file=sys.stderr))
-        problems = shard_of(load_problems(args.data, rejects=rejects), _shard(args.shard))
-        rejects.close()
-        policy = load_policy(args.policy)
-        try:
-            stats = annotate(problems, policy, _grader(args), args.out, cfg, inflight=args.inflight,
-                             inputs=[args.data], rejected_inputs=rejects.count)
-        finally:
-            policy.close()
+    stats = annotate_file(args.policy, args.data, args.out, config_from_args(AnnotateConfig, args, "annotate"),
+                          grader=_grader(args), inflight=args.inflight, shard=_shard(args.shard), ray=args.ray,
+                          shards=args.shards)
     print(json.dumps(stats, indent=2), file=sys.stderr)
     print(f"paths in {Path(args.out) / 'paths.jsonl'}, trees in {Path(args.out) / 'trees'}", file=sys.stderr)
     return 0
@@ -151,7 +103,7 @@ def _shard(text: str | None) -> tuple[int, int]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mmprm.annotate.export import export_paths
+    from mmprm.prm.export import export_paths
 
     n = export_paths(args.paths, args.out, args.format, balance=args.balance, seed=args.seed, labels=args.labels)
     print(f"wrote {n} {args.format} records to {args.out}", file=sys.stderr)
@@ -159,11 +111,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from mmprm.evaluate.report import evaluate_file
+    from mmprm.evaluate.report import EvaluateConfig, evaluate_file
 
-    n_values = [int(n) for n in args.n.split(",")]
-    report = evaluate_file(args.scored, n_values, args.out, _grader(args), subsets_per_n=args.subsets,
-                           seed=args.seed)
+    report = evaluate_file(args.scored, args.out, config_from_args(EvaluateConfig, args, "evaluate"), _grader(args))
     print((Path(args.out) / "report.md").read_text(), file=sys.stderr)
     print(f"report in {args.out}/report.json, report.md, accuracy.png "
           f"({report['counts']['rejected']} lines rejected)", file=sys.stderr)
@@ -171,80 +121,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_steps(args: argparse.Namespace) -> int:
-    from mmprm.evaluate.steps import evaluate_steps, load_cases
-    from mmprm.io import RejectLog
-    from mmprm.output import refuse_input_as_output
-    from mmprm.prm.load import load_prm
+    from mmprm.evaluate.steps import evaluate_steps_file
 
-    if args.out:
-        refuse_input_as_output([args.out], [args.data])
-    rejects = RejectLog(args.out, echo=lambda m: print(m, file=sys.stderr))
-    cases = load_cases(args.data, rejects)
-    rejects.close()
-    if not cases:
-        raise ValueError(f"{args.data}: no usable cases ({rejects.count} rejected)")
-    prm = load_prm(args.prm)
-    try:
-        report = evaluate_steps(prm, cases, threshold=args.threshold, seed=args.seed)
-    finally:
-        prm.close()
-    report["rejected"] = rejects.count
-    text = json.dumps(report, indent=2)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
-    print(text)
+    report = evaluate_steps_file(args.prm, args.data, out=args.out, threshold=args.threshold, seed=args.seed)
+    print(json.dumps(report, indent=2))
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from mmprm.data import load_problems
-    from mmprm.policy.load import load_policy
-    from mmprm.prm.load import load_prm
-    from mmprm.search.runner import run_search
+    from mmprm.search.runner import search_file
     from mmprm.search.tree_search import SearchConfig
 
-    cfg = SearchConfig(method=args.method, n=args.n, width=args.width, max_depth=args.max_depth,
-                       aggregation=args.aggregation, temperature=args.temperature, seed=args.seed)
-    print("config: " + json.dumps(asdict(cfg)), file=sys.stderr)
-    grader = _grader(args)
-    problems = _first(load_problems(args.data), args.limit)
-    policy, prm = load_policy(args.policy), load_prm(args.prm)
-    try:
-        report = run_search(problems, policy, prm, grader, cfg, args.out, inputs=[args.data])
-    finally:
-        policy.close()
-        prm.close()
+    report = search_file(args.policy, args.prm, args.data, args.out, config_from_args(SearchConfig, args, "search"),
+                         grader=_grader(args), limit=args.limit)
     print(json.dumps(report, indent=2), file=sys.stderr)
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from mmprm.prm.config import PRMTrainConfig
     from mmprm.prm.train import train_prm
 
-    options = {k: v for k, v in dict(samples=args.samples, problems=args.problems, bucket=args.bucket,
-                                     lora=args.lora or None, save_every=args.save_every,
-                                     min_rollouts=args.min_rollouts,
-                                     first_error_threshold=args.first_error_threshold).items() if v is not None}
-    log = train_prm(args.base, args.data, args.out, labels=args.labels, loss=args.loss, lr=args.lr,
-                    epochs=args.epochs, batch_size=args.batch_size, scheme=args.scheme, head=args.head,
-                    eval_data=args.eval_data, seed=args.seed, max_steps=args.max_steps, recipe=args.recipe,
-                    **options)
+    log = train_prm(config_from_args(PRMTrainConfig, args, "train"), args.out)
     print(json.dumps(log, indent=2, default=str), file=sys.stderr)
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from mmprm.output import refuse_input_as_output
-    from mmprm.prm.load import load_prm
-    from mmprm.prm.score import score_file
+    from mmprm.prm.score import score_with
 
-    refuse_input_as_output([args.out], [args.data, args.samples])  # before a model is loaded
-    prm = load_prm(args.prm, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size)
-    try:
-        print(score_file(prm, args.data, args.samples, args.out), file=sys.stderr)
-    finally:
-        prm.close()
+    print(score_with(args.prm, args.data, args.samples, args.out, batch_size=args.batch_size,
+                     trust_remote_code=args.trust_remote_code), file=sys.stderr)
     return 0
 
 
@@ -264,8 +171,29 @@ def cmd_serve_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stage(sub, name: str, help: str, func, config: type, *, inputs: dict[str, str], section: str | None = None,
+           grades: bool = True, example: str = "") -> argparse.ArgumentParser:
+    """A pipeline command: its required paths, `--recipe`, one flag per setting of `config`, the grader flags."""
+    p = sub.add_parser(name, help=help)
+    for flag, text in inputs.items():
+        p.add_argument(flag, required=True, help=text)
+    p.add_argument("--recipe", help=f"YAML of settings (its `{section or name}:` section); flags override it"
+                   + (f"; {example}" if example else ""))
+    add_flags(p, config)
+    if grades:
+        _add_grader_flags(p)
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from mmprm.annotate.config import AnnotateConfig
     from mmprm.data.adapters import ADAPTERS
+    from mmprm.evaluate.report import EvaluateConfig
+    from mmprm.generate import GenerateConfig
+    from mmprm.policy.config import TrainConfig
+    from mmprm.prm.config import PRMTrainConfig
+    from mmprm.search.tree_search import SearchConfig
 
     parser = argparse.ArgumentParser(prog="mmprm", description="Process reward models for multimodal math.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -299,57 +227,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_synth)
 
     policy = sub.add_parser("policy", help="the tiny policy").add_subparsers(dest="policy_command", required=True)
-    p = policy.add_parser("train", help="train the tiny VLM policy on reference solutions")
-    p.add_argument("--data", required=True, help="synthetic data folder or problems.jsonl")
-    p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-data", help="held-out problems for greedy accuracy")
-    p.add_argument("--save-at", help="comma-separated steps to keep checkpoint-STEP/ (e.g. a weak policy)")
-    p.set_defaults(func=cmd_policy_train)
+    _stage(policy, "train", "train the tiny VLM policy on reference solutions", cmd_policy_train, TrainConfig,
+           inputs={"--out": "the policy folder"}, section="policy", grades=False)
 
-    p = sub.add_parser("generate", help="sample N graded solutions per problem")
-    p.add_argument("--policy", required=True, help="hf:PATH or openai:URL#MODEL")
-    p.add_argument("--data", required=True, help="problems.jsonl")
-    p.add_argument("--out", required=True, help="samples.jsonl (appended; reruns skip done problems)")
-    p.add_argument("--n", type=int, default=16)
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--max-tokens", type=int, default=512)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, help="only the first N problems")
-    _add_grader_flags(p)
-    p.set_defaults(func=cmd_generate)
+    _stage(sub, "generate", "sample N graded solutions per problem", cmd_generate, GenerateConfig,
+           inputs={"--policy": POLICY_SPEC, "--data": "problems.jsonl",
+                   "--out": "samples.jsonl (appended; reruns skip done problems)"})
 
-    p = sub.add_parser("annotate", help="label every step: OmegaPRM tree search or per-step MC")
-    p.add_argument("--policy", required=True, help="hf:PATH, openai:URL#MODEL or sim:OPTIONS")
-    p.add_argument("--data", required=True, help="problems.jsonl")
-    p.add_argument("--out", required=True, help="output folder (rerunning resumes)")
-    p.add_argument("--method", choices=["omegaprm", "mc"])
-    p.add_argument("--recipe", help="YAML of settings, e.g. recipes/mmprm-annotate.yaml")
-    p.add_argument("--k", type=int, help="rollouts per MC estimate (default 8)")
-    p.add_argument("--searches", type=int, help="binary searches per problem (default 100)")
-    p.add_argument("--budget", type=int, help="rollouts per problem (default 10000)")
-    p.add_argument("--solutions", type=int, help="mc method: solutions per problem (default 4)")
-    p.add_argument("--paths", choices=PATH_KINDS,
-                   help="omegaprm's training paths: MM-PRM's tree traversal (default), every sampled "
-                        "solution with MC labels, or both")
-    p.add_argument("--max-rollout-paths", type=int, help="with --paths rollouts|both: keep at most N sampled "
-                                                          "solutions a problem, drawn at random (default: all)")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--max-tokens", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--inflight", type=int, default=16, help="problems in flight at once")
+    p = _stage(sub, "annotate", "label every step: OmegaPRM tree search or per-step MC", cmd_annotate,
+               AnnotateConfig, inputs={"--policy": POLICY_SPEC, "--data": "problems.jsonl",
+                                       "--out": "output folder (rerunning resumes)"},
+               example="e.g. recipes/mmprm-annotate.yaml")
+    p.add_argument("--inflight", type=int, default=16, help="problems in flight at once (default: %(default)s)")
     p.add_argument("--shard", help="i/n: annotate only every n-th problem from the i-th")
     p.add_argument("--ray", help="run shards as Ray tasks: auto, a cluster ADDRESS, or local")
-    p.add_argument("--shards", type=int, help="with --ray: number of shards (default 2)")
-    _add_grader_flags(p)
-    p.set_defaults(func=cmd_annotate)
+    p.add_argument("--shards", type=int, default=2, help="with --ray: number of shards (default: %(default)s)")
 
     p = sub.add_parser("export", help="write annotated paths in a trainer's format")
     p.add_argument("--paths", required=True, help="paths.jsonl from annotate")
@@ -361,68 +253,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("evaluate", help="every selection method at every N, with intervals and a plot")
-    p.add_argument("--scored", required=True, help="scored.jsonl (graded solutions with step_scores)")
-    p.add_argument("--n", default="1,2,4,8,16", help="comma-separated N values")
-    p.add_argument("--out", required=True, help="folder for report.json, report.md, accuracy.png")
-    p.add_argument("--subsets", type=int, default=200, help="random subsets per N below the pool size")
-    p.add_argument("--seed", type=int, default=0)
-    _add_grader_flags(p)
-    p.set_defaults(func=cmd_evaluate)
+    _stage(sub, "evaluate", "every selection method at every N, with intervals and a plot", cmd_evaluate,
+           EvaluateConfig, inputs={"--scored": "scored.jsonl (graded solutions with step_scores)",
+                                   "--out": "folder for report.json, report.md, accuracy.png"})
 
     p = sub.add_parser("evaluate-steps", help="step-error detection (ProcessBench metric)")
-    p.add_argument("--prm", required=True, help="a PRM spec (see mmprm score)")
+    p.add_argument("--prm", required=True, help=PRM_SPEC)
     p.add_argument("--data", required=True, help="ProcessBench JSON, or annotated paths JSONL")
     p.add_argument("--threshold", type=float, help="default: chosen for F1 on a held-out half")
     p.add_argument("--out", help="write the report JSON here too")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_evaluate_steps)
 
-    p = sub.add_parser("search", help="PRM-guided search: bon, beam, dvts, greedy")
-    p.add_argument("--method", required=True, choices=["bon", "beam", "dvts", "greedy"])
-    p.add_argument("--policy", required=True)
-    p.add_argument("--prm", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--n", type=int, default=16, help="samples per round per problem")
-    p.add_argument("--width", type=int, default=4, help="beam width (beam) / expansions per subtree (dvts)")
-    p.add_argument("--max-depth", type=int, default=12)
-    p.add_argument("--aggregation", default="last", help="how partial solutions are ranked")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int)
-    _add_grader_flags(p)
-    p.set_defaults(func=cmd_search)
+    p = _stage(sub, "search", "PRM-guided search: bon, beam, dvts, greedy", cmd_search, SearchConfig,
+               inputs={"--policy": POLICY_SPEC, "--prm": PRM_SPEC, "--data": "problems.jsonl",
+                       "--out": "output folder (rerunning resumes)"})
+    p.add_argument("--limit", type=int, help="only the first N problems")
 
-    p = sub.add_parser("train", help="train a PRM on annotated paths (or graded samples)")
-    p.add_argument("--base", help="a local VLM or causal LM folder to start from")
-    p.add_argument("--data", help="paths.jsonl from annotate")
-    p.add_argument("--samples", help="instead of --data: samples.jsonl (with --problems), for the arithmetic "
-                   "or oracle label sources")
-    p.add_argument("--problems", help="the problems.jsonl of --samples")
-    p.add_argument("--out", required=True)
-    p.add_argument("--recipe", help="YAML of settings, e.g. recipes/prm-mmprm.yaml")
-    p.add_argument("--labels", choices=list(LABEL_SOURCES), metavar="SOURCE",
-                   help="label source: " + "; ".join(f"{k}: {v.summary}" for k, v in LABEL_SOURCES.items()))
-    p.add_argument("--min-rollouts", type=int, help="MC-derived labels: an MC estimate counts from this many rollouts")
-    p.add_argument("--first-error-threshold", type=float,
-                   help="first-error labels: the share of the last solvable prefix's MC a step must keep")
-    p.add_argument("--loss", choices=["soft", "hard"])
-    p.add_argument("--scheme", help="input format: mmprm, mm-prm, math-shepherd, qwen2.5-math-prm, visualprm")
-    p.add_argument("--head", choices=["token", "value"])
-    p.add_argument("--lr", type=float)
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--eval-data", help="held-out paths.jsonl for step-level metrics")
-    p.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=None, help="length bucketing")
-    p.add_argument("--lora", action="store_true", help="train LoRA adapters (needs peft)")
-    p.add_argument("--save-every", type=int)
-    p.add_argument("--seed", type=int)
-    p.set_defaults(func=cmd_train)
+    _stage(sub, "train", "train a PRM on annotated paths (or graded samples)", cmd_train, PRMTrainConfig,
+           inputs={"--out": "the PRM folder"}, section="train", grades=False, example="e.g. recipes/prm-mmprm.yaml")
 
     p = sub.add_parser("score", help="fill step_scores of graded samples with a PRM")
-    p.add_argument("--prm", required=True, help="PRM folder, SCHEME:PATH (published PRM) or likelihood:PATH")
+    p.add_argument("--prm", required=True, help=PRM_SPEC)
     p.add_argument("--data", required=True, help="problems.jsonl")
     p.add_argument("--samples", required=True, help="samples.jsonl from generate")
     p.add_argument("--out", required=True, help="scored.jsonl (appended; reruns skip done problems)")

@@ -6,6 +6,8 @@ work; rerunning with the same settings skips the finished problems.
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -13,10 +15,39 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from mmprm.config import setting
 from mmprm.grading import Grader
-from mmprm.output import OutputLayout, ResumableOutput
+from mmprm.output import OutputLayout, ResumableOutput, refuse_input_as_output
 from mmprm.policy.base import Policy, Request, SamplingParams
 from mmprm.types import Problem, Solution
+
+
+@dataclass
+class GenerateConfig:
+    """Settings of `mmprm generate` (recipe section `generate:`)."""
+
+    n: int = setting(16, "solutions sampled per problem")
+    temperature: float = setting(0.7, "sampling temperature")
+    top_p: float = setting(1.0, "nucleus sampling")
+    top_k: int = setting(0, "top-k sampling (0: off)")
+    max_tokens: int = setting(512, "tokens per solution")
+    seed: int = setting(0, "sampling seed")
+    batch_problems: int = setting(8, "problems sampled in one policy call")
+    limit: int | None = setting(None, "only the first N problems of the file")
+
+    def __post_init__(self) -> None:
+        for name in ("n", "max_tokens", "batch_problems"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be at least 1 problem, got {self.limit}")
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
+            raise ValueError(f"sampling needs temperature >= 0, 0 < top_p <= 1 and top_k >= 0; got "
+                             f"{self.temperature}, {self.top_p}, {self.top_k}")
+
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(n=self.n, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                              max_tokens=self.max_tokens, seed=self.seed)
 
 
 @dataclass
@@ -28,12 +59,38 @@ class GenerateSummary:
     completion_tokens: int
     seconds: float
     output: str
+    rejected: int = 0
 
     def __str__(self) -> str:
         acc = self.correct / self.solutions if self.solutions else 0.0
         return (f"generated {self.solutions} solutions for {self.problems} problems "
                 f"({self.skipped} already done) in {self.seconds:.1f} s; "
-                f"{acc:.1%} correct; {self.completion_tokens} tokens -> {self.output}")
+                f"{acc:.1%} correct; {self.completion_tokens} tokens -> {self.output}; "
+                f"{self.rejected} problems rejected")
+
+
+def generate_file(policy: str, data: str | Path, out: str | Path, cfg: GenerateConfig, *,
+                  grader: Grader | None = None) -> GenerateSummary:
+    """`mmprm generate`: the problems of `data` (bad lines set aside in
+    `<out>.rejected.jsonl`), the policy built from its spec, then `generate`."""
+    from mmprm.data import load_problems
+    from mmprm.grading import RuleGrader
+    from mmprm.io import RejectLog
+    from mmprm.policy.load import load_policy
+
+    print("generate config: " + json.dumps(asdict(cfg)), file=sys.stderr)
+    refuse_input_as_output([out], [data])  # before a model is loaded
+    rejects = RejectLog(out, echo=lambda m: print(m, file=sys.stderr))
+    problems = load_problems(data, rejects=rejects)[: cfg.limit]
+    rejects.close()
+    model = load_policy(policy)
+    try:
+        summary = generate(problems, model, grader or RuleGrader(), out, params=cfg.sampling(),
+                           batch_problems=cfg.batch_problems, inputs=[data])
+    finally:
+        model.close()
+    summary.rejected = rejects.count
+    return summary
 
 
 def generate(problems: list[Problem], policy: Policy, grader: Grader, out: str | Path, *,

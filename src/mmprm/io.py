@@ -214,6 +214,12 @@ def resolve_image(ref: str, base_dir: str | Path) -> Path | bytes:
     return path
 
 
+def absolute_images(refs: list[str], base_dir: str | Path) -> list[str]:
+    """A record's image references as a loader needs them: paths made absolute
+    against the record file's folder (checked to exist inside it), data URIs kept."""
+    return [ref if isinstance(found := resolve_image(ref, base_dir), bytes) else str(found) for ref in refs]
+
+
 def open_image(ref: str, base_dir: str | Path):
     """Load an image reference as an RGB PIL image, or raise RecordError."""
     import io as _io
@@ -227,6 +233,35 @@ def open_image(ref: str, base_dir: str | Path):
     except (UnidentifiedImageError, OSError) as e:
         raise RecordError(f"image {ref[:60]!r} cannot be read: {e}") from None
     return img.convert("RGB")
+
+
+def load_image(ref: str, cache: dict | None = None):
+    """An RGB image from an absolute path or a base64 data URI (opened once per `cache`):
+    how every model input reads the images that `load_problems` resolved."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    if cache is not None and ref in cache:
+        return cache[ref]
+    try:
+        if ref.startswith("data:"):
+            header, _, payload = ref.partition(",")
+            if not header.endswith(";base64"):
+                raise ValueError("only base64 data URIs are supported")
+            source = BytesIO(base64.b64decode(payload, validate=True))
+        else:
+            source = Path(ref)
+            if not source.is_absolute():
+                raise ValueError("image paths must be absolute (mmprm.data.load_problems makes them so)")
+        image = Image.open(source)
+        image.load()
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot open image {ref[:80]!r}: {e}") from None
+    image = image.convert("RGB")
+    if cache is not None:
+        cache[ref] = image
+    return image
 
 
 def link_image(source: Path, target: Path) -> None:

@@ -61,8 +61,15 @@ def _answer_text(d: dict, key: str = "answer") -> str:
     return text
 
 
+class _Record:
+    """What every record type shares: written as JSON without its unset (None) fields."""
+
+    def to_dict(self) -> dict:
+        return _drop_none(asdict(self))
+
+
 @dataclass
-class Problem:
+class Problem(_Record):
     """A question with zero or more images and a verifiable reference answer.
 
     `images` are paths relative to the JSONL file that holds the record, or
@@ -96,12 +103,8 @@ class Problem:
             meta=_optional(d, "meta", dict) or {},
         )
 
-    def to_dict(self) -> dict:
-        return _drop_none(asdict(self))
-
-
 @dataclass
-class Solution:
+class Solution(_Record):
     """One candidate solution of a problem, split into steps.
 
     `answer` is the extracted final answer (None when none was found);
@@ -141,12 +144,8 @@ class Solution:
             meta=_optional(d, "meta", dict) or {},
         )
 
-    def to_dict(self) -> dict:
-        return _drop_none(asdict(self))
-
-
 @dataclass
-class AnnotatedPath:
+class AnnotatedPath(_Record):
     """A PRM training example: a problem, a solution's steps, one label per step.
 
     `labels[i]` in [0, 1] is the soft label of step i (for MC annotation: the
@@ -213,10 +212,6 @@ class AnnotatedPath:
         names = {f.name for f in fields(Problem)}
         values = {k: v for k, v in asdict(self).items() if k in names}
         return Problem(**{**values, "answer": self.answer if self.answer is not None else missing_answer})
-
-    def to_dict(self) -> dict:
-        return _drop_none(asdict(self))
-
 
 def _drop_none(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None}

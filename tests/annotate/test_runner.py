@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from mmprm.annotate.config import AnnotateConfig
-from mmprm.annotate.export import export_paths
 from mmprm.annotate.runner import annotate, shard_of
 from mmprm.data import load_problems
 from mmprm.grading import RuleGrader
 from mmprm.io import load_records, write_jsonl
 from mmprm.policy.simulated import SimulatedPolicy
+from mmprm.prm.export import export_paths
 from mmprm.types import AnnotatedPath, Problem
 
 SIM = "sim:steps=6,error=0.12"

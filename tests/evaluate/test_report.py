@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mmprm.aggregate import aggregate, to_weight
-from mmprm.evaluate.report import build_pools, evaluate_file, evaluate_pools
+from mmprm.evaluate.report import EvaluateConfig, build_pools, evaluate_file, evaluate_pools
 from mmprm.grading import RuleGrader
 from mmprm.search.select import best_of_n, pass_at_k, vote
 from mmprm.types import Solution
@@ -95,7 +95,7 @@ def test_evaluate_file_writes_the_report(tmp_path):
     scored = tmp_path / "scored.jsonl"
     rows = [s.to_dict() for s in FIXTURE] + [{"problem_id": "E", "steps": ["x"]}, {"bad": 1}]
     scored.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    report = evaluate_file(scored, [1, 2, 4], tmp_path / "out", RuleGrader(), subsets_per_n=20)
+    report = evaluate_file(scored, tmp_path / "out", EvaluateConfig(n=[1, 2, 4], subsets=20), RuleGrader())
     assert report["counts"]["rejected"] == 2
     saved = json.loads((tmp_path / "out" / "report.json").read_text())
     assert saved["methods"]["majority"]["4"] == pytest.approx(0.5)

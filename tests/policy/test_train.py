@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from mmprm.data.synth import generate_synthetic
 from mmprm.policy import train as train_mod
 from mmprm.policy.hf import HFPolicy
-from mmprm.policy.train import train_policy
+from mmprm.policy.train import TrainConfig, train_policy
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,8 @@ def data(tmp_path_factory):
 
 def test_loss_falls_and_outputs_are_saved(data, tmp_path):
     out = tmp_path / "policy"
-    log = train_policy(data / "train", out, steps=30, batch_size=8, lr=3e-3, save_at=[10],
-                       eval_data=data / "test" / "problems.jsonl")
+    log = train_policy(TrainConfig(data / "train", steps=30, batch_size=8, lr=3e-3, save_at=[10],
+                                   eval_data=data / "test" / "problems.jsonl"), out)
     losses = [e["loss"] for e in log["losses"]]
     assert losses[-1] < 0.6 * losses[0]
     assert json.loads((out / "train_log.json").read_text())["final_loss"] == log["final_loss"]
@@ -54,7 +54,7 @@ def test_loss_is_only_on_the_assistant_tokens(data):
 
 def test_a_killed_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
     kwargs = {"steps": 6, "batch_size": 4, "save_every": 3, "seed": 1}
-    train_policy(data / "train", tmp_path / "whole", **kwargs)
+    train_policy(TrainConfig(data / "train", **kwargs), tmp_path / "whole")
 
     real_collate, calls = train_mod._collate, []
 
@@ -66,10 +66,10 @@ def test_a_killed_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_mod, "_collate", dying_collate)
     with pytest.raises(KeyboardInterrupt):
-        train_policy(data / "train", tmp_path / "killed", **kwargs)
+        train_policy(TrainConfig(data / "train", **kwargs), tmp_path / "killed")
     assert (tmp_path / "killed" / train_mod.STATE_FILE).exists()
     monkeypatch.setattr(train_mod, "_collate", real_collate)
-    log = train_policy(data / "train", tmp_path / "killed", **kwargs)
+    log = train_policy(TrainConfig(data / "train", **kwargs), tmp_path / "killed")
     assert [e["step"] for e in log["losses"]] == [6]
     assert not (tmp_path / "killed" / train_mod.STATE_FILE).exists() and not (tmp_path / "killed" / "last").exists()
     whole = load_file(tmp_path / "whole" / "model.safetensors")
@@ -83,9 +83,9 @@ def test_resuming_with_other_settings_is_refused(data, tmp_path, monkeypatch):
     out.mkdir()
     torch.save({"step": 3, "log": {"config": {"lr": 1.0}}}, out / train_mod.STATE_FILE)
     with pytest.raises(ValueError, match="other settings"):
-        train_policy(data / "train", out, steps=6, batch_size=4)
+        train_policy(TrainConfig(data / "train", steps=6, batch_size=4), out)
 
 
 def test_bad_data_is_reported_with_its_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="problems.jsonl"):
-        train_policy(tmp_path, tmp_path / "out", steps=1)
+        train_policy(TrainConfig(tmp_path, steps=1), tmp_path / "out")

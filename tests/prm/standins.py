@@ -12,8 +12,8 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen2ForTokenClassification
 
 from mmprm.policy.tiny.model import new_tiny_policy
-from mmprm.prm.formats import get_scheme
 from mmprm.prm.model import PRMModel, add_tokens, label_ids
+from mmprm.prm.schemes import get_scheme
 
 
 def text_config(tok, **extra) -> Qwen2Config:

@@ -7,7 +7,8 @@ import torch
 from standins import standin
 
 from mmprm.labels import LabelledPath
-from mmprm.prm.formats import SCHEMES, STEP_SCORE, encode, get_scheme
+from mmprm.prm.formats import encode
+from mmprm.prm.schemes import SCHEMES, STEP_SCORE, get_scheme
 from mmprm.prm.score import StepPRM
 from mmprm.prm.train import collate_examples, encode_examples
 from mmprm.types import Problem
@@ -95,7 +96,7 @@ def test_unknown_scheme_is_named():
 @pytest.mark.parametrize("name", ["mmprm", "mm-prm", "visualprm"])
 def test_image_expansion_matches_the_processor(name, test_problems):
     """Image placeholders are expanded once per image, exactly as the processor does for the whole text."""
-    from mmprm.policy.hf import load_image
+    from mmprm.io import load_image
     from mmprm.prm.formats import _RENDER
 
     scheme = get_scheme(name)

@@ -22,13 +22,14 @@ from mmprm.policy.hf import HFPolicy
 from mmprm.prm.load import load_prm
 from mmprm.prm.metrics import scored_summary, step_auroc, within_problem_auroc
 from mmprm.prm.score import StepPRM, score_file
-from mmprm.prm.train import train_prm
+from mmprm.prm.train import PRMTrainConfig, train_prm
 from mmprm.types import Solution
 
 
 def test_tiny_prm_on_local_labels_ranks_correct_solutions_first(synth, base, tmp_path, test_problems):
-    log = train_prm(base, synth / "train" / "paths.jsonl", tmp_path / "prm", labels="oracle", lr=3e-3,
-                    batch_size=8, max_steps=200, seed=0, log_every=50)
+    cfg = PRMTrainConfig(base=base, data=synth / "train" / "paths.jsonl", labels="oracle", lr=3e-3, batch_size=8,
+                         max_steps=200, seed=0, log_every=50)
+    log = train_prm(cfg, tmp_path / "prm")
     assert log["losses"][-1]["loss"] < log["losses"][0]["loss"]
     prm = load_prm(str(tmp_path / "prm"))
     by_id = {p.id: p for p in test_problems}
@@ -76,9 +77,9 @@ def test_prm_trained_on_the_tiny_policys_annotations_ranks_its_held_out_samples(
     finally:
         policy.close()
     assert stats["paths"] > 200
-    train_prm(str(ASSETS / "tiny-policy-strong"), tmp_path / "annotate" / "paths.jsonl", tmp_path / "prm",
-              labels="first-error-vote", lr=5e-4, batch_size=16, max_steps=1000, seed=0, warmup_ratio=0.05,
-              weight_decay=0.0)
+    train_prm(PRMTrainConfig(base=ASSETS / "tiny-policy-strong", data=tmp_path / "annotate" / "paths.jsonl",
+                             labels="first-error-vote", lr=5e-4, batch_size=16, max_steps=1000, seed=0,
+                             warmup_ratio=0.05, weight_decay=0.0), tmp_path / "prm")
     assert json.loads((tmp_path / "prm" / "prm_config.json").read_text())["oracle_labels"] is False
     prm = StepPRM.from_pretrained(tmp_path / "prm")
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmprm.policy.hf import load_image
+from mmprm.io import load_image
 from mmprm.policy.prompt import build_messages
 from mmprm.prm.likelihood import LikelihoodPRM
 from mmprm.prm.load import load_prm

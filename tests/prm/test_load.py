@@ -9,8 +9,8 @@ from standins import standin
 from transformers import AutoTokenizer
 
 from mmprm.policy.tiny.model import save_policy
-from mmprm.prm.formats import SCHEMES, get_scheme
 from mmprm.prm.load import load_prm
+from mmprm.prm.schemes import SCHEMES, get_scheme
 from mmprm.prm.score import StepPRM
 from mmprm.types import Problem
 

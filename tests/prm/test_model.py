@@ -9,7 +9,6 @@ import torch
 from synthetic import candidates
 
 from mmprm.policy.tiny.model import new_tiny_policy
-from mmprm.prm.formats import STEP_SCORE, get_scheme
 from mmprm.prm.model import (
     add_tokens,
     apply_lora,
@@ -18,6 +17,7 @@ from mmprm.prm.model import (
     load_prm_model,
     save_prm,
 )
+from mmprm.prm.schemes import STEP_SCORE, get_scheme
 from mmprm.prm.score import StepPRM
 
 

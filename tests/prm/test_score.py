@@ -10,8 +10,8 @@ import torch
 from synthetic import candidates
 
 from mmprm.policy.tiny.model import new_tiny_policy
-from mmprm.prm.formats import get_scheme
 from mmprm.prm.model import build_prm
+from mmprm.prm.schemes import get_scheme
 from mmprm.prm.score import StepPRM, score_file
 
 

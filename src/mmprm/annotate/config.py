@@ -8,30 +8,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmprm.recipes import from_recipe
+from mmprm.config import from_recipe, setting
 
 PATH_KINDS = ("traversal", "rollouts", "both")
 
 
 @dataclass
 class AnnotateConfig:
-    method: str = "omegaprm"      # omegaprm | mc (Math-Shepherd per-step MC)
-    k: int = 8                    # rollouts per MC estimate
-    alpha: float = 0.5            # Q = alpha^(1-MC) * beta^(len(r)/L)
-    beta: float = 0.9
-    length_scale: int = 500       # L, in generated tokens
-    c_puct: float = 0.125         # U = c_puct * sqrt(sum N) / (1 + N(s))
-    max_searches: int = 100       # binary searches per problem
-    rollout_budget: int = 10_000  # rollouts per problem
-    num_solutions: int = 4        # mc method: solutions annotated per problem
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    max_tokens: int = 512
-    seed: int = 0
-    min_path_steps: int = 2       # shorter training paths are dropped
-    paths: str = "traversal"      # omegaprm: traversal (MM-PRM's) | rollouts (every sampled solution) | both
-    max_rollout_paths: int | None = None  # per problem, drawn at random; None keeps every sampled solution
+    method: str = setting("omegaprm", "omegaprm (tree search) or mc (Math-Shepherd per-step MC)",
+                          choices=("omegaprm", "mc"))
+    k: int = setting(8, "rollouts per MC estimate")
+    alpha: float = setting(0.5, "OmegaPRM's Q = alpha^(1-MC) * beta^(len(r)/L)")
+    beta: float = setting(0.9, "OmegaPRM's length penalty base")
+    length_scale: int = setting(500, "L, in generated tokens")
+    c_puct: float = setting(0.125, "U = c_puct * sqrt(sum N) / (1 + N(s))")
+    max_searches: int = setting(100, "binary searches per problem", aliases=("--searches",))
+    rollout_budget: int = setting(10_000, "rollouts per problem", aliases=("--budget",))
+    num_solutions: int = setting(4, "mc method: solutions annotated per problem", aliases=("--solutions",))
+    temperature: float = setting(1.0, "sampling temperature of the rollouts")
+    top_p: float = setting(1.0, "nucleus sampling")
+    top_k: int = setting(0, "top-k sampling (0: off)")
+    max_tokens: int = setting(512, "tokens per rollout")
+    seed: int = setting(0, "every sample's seed derives from it, the problem and the prefix")
+    min_path_steps: int = setting(2, "shorter training paths are dropped")
+    paths: str = setting("traversal", "omegaprm's training paths: MM-PRM's tree traversal, every sampled solution "
+                         "with MC labels (rollouts), or both", choices=PATH_KINDS)
+    max_rollout_paths: int | None = setting(None, "with paths rollouts|both: keep at most N sampled solutions a "
+                                            "problem, drawn at random (unset: all)")
 
     def __post_init__(self) -> None:
         if self.method not in ("omegaprm", "mc"):

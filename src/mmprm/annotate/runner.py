@@ -55,6 +55,38 @@ def tree_file(out_dir: Path, problem_id: str) -> Path:
     return out_dir / "trees" / (re.sub(r"[^A-Za-z0-9._-]", "_", problem_id) + ".json")
 
 
+def annotate_file(policy: str, data: str | Path, out_dir: str | Path, cfg: AnnotateConfig, *,
+                  grader: Grader | None = None, inflight: int = 16, shard: tuple[int, int] = (0, 1),
+                  ray: str | None = None, shards: int = 2) -> dict:
+    """`mmprm annotate`: the problems of `data` (bad lines counted and saved in
+    `DIR/problems.rejected.jsonl`), the policy built from its spec, then `annotate`;
+    with `ray` (auto, an address, or local) `shards` Ray tasks share the work."""
+    import json
+    import sys
+
+    from mmprm.data import load_problems
+    from mmprm.grading import RuleGrader
+    from mmprm.io import RejectLog
+    from mmprm.policy.load import load_policy
+
+    print("annotate config: " + json.dumps(asdict(cfg)), file=sys.stderr)
+    if ray:
+        from mmprm.annotate.distributed import annotate_with_ray
+
+        if grader is not None and not isinstance(grader, RuleGrader):
+            raise ValueError("Ray shards grade with the rules; --judge is not available with --ray")
+        return annotate_with_ray(policy, data, out_dir, cfg, shards=shards, address=ray, inflight=inflight)
+    rejects = RejectLog(Path(out_dir) / "problems.jsonl", echo=lambda m: print(m, file=sys.stderr))
+    problems = shard_of(load_problems(data, rejects=rejects), shard)
+    rejects.close()
+    model = load_policy(policy)
+    try:
+        return annotate(problems, model, grader or RuleGrader(), out_dir, cfg, inflight=inflight, inputs=[data],
+                        rejected_inputs=rejects.count)
+    finally:
+        model.close()
+
+
 def annotate(problems: list[Problem], policy: Policy, grader: Grader, out_dir: str | Path,
              cfg: AnnotateConfig, *, inflight: int = 16, inputs: Sequence[str | Path] = (),
              progress: bool = True, rejected_inputs: int = 0) -> dict:

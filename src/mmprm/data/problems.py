@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from mmprm.io import Rejected, RejectLog, open_image, read_records
+from mmprm.io import Rejected, RejectLog, absolute_images, open_image, read_records
 from mmprm.types import Problem, RecordError
 
 
@@ -38,12 +38,9 @@ def iter_problems(path: str | Path, *, check_images: bool = True) -> Iterator[Pr
 
 
 def _absolute(ref: str, base: Path, check: bool) -> str:
-    from mmprm.io import resolve_image
-
     if check:
         open_image(ref, base)
-    resolved = resolve_image(ref, base)
-    return ref if isinstance(resolved, bytes) else str(resolved)
+    return absolute_images([ref], base)[0]
 
 
 def load_problems(path: str | Path, *, check_images: bool = True, rejects: RejectLog | None = None,

@@ -26,6 +26,7 @@ class DemoConfig:
     searches: int = 6
     rollout_budget: int = 120
     paths: str = "rollouts"   # every sampled solution: the traversal alone never ends on a right answer here
+    max_tokens: int = 96      # per solution or rollout: the tiny policy's solutions are about 60 tokens
     # PRM training: one PRM per label source (mmprm.labels), same paths, same settings. The
     # headline PRM is the best oracle-free one; "oracle" reads the generator's ground truth
     # and is only a ceiling.
@@ -34,6 +35,8 @@ class DemoConfig:
     prm_steps: int = 1000
     prm_lr: float = 5e-4      # 2e-3 and 1e-3 left the MC-derived labels' PRMs well behind (docs/results.md)
     prm_batch: int = 16
+    prm_warmup_ratio: float = 0.05
+    prm_weight_decay: float = 0.0
     # held-out evaluation
     test_problems: int = 300
     samples: int = 8
@@ -42,6 +45,9 @@ class DemoConfig:
     beam_problems: int = 100
     beam_n: int = 8
     beam_width: int = 2
+    beam_max_depth: int = 6   # rounds: the 3 steps and the answer, with room to spare
+    beam_step_tokens: int = 32
+    beam_aggregation: str = "min"
     temperature: float = 1.0
     policy_batch: int = 64
     seed: int = 0

@@ -45,7 +45,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     from mmprm.policy.hf import HFPolicy
     from mmprm.prm.likelihood import LikelihoodPRM
     from mmprm.prm.score import StepPRM, score_file
-    from mmprm.prm.train import train_prm
+    from mmprm.prm.train import PRMTrainConfig, train_prm
 
     if not torch.cuda.is_available():
         torch.set_num_threads(1)  # on 2 shared cores one thread is several times faster
@@ -70,14 +70,14 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     try:
         t = _stage(f"OmegaPRM annotation of {len(train)} problems (weak policy)")
         ann_cfg = AnnotateConfig(k=cfg.k, max_searches=cfg.searches, rollout_budget=cfg.rollout_budget,
-                                 temperature=cfg.temperature, max_tokens=96, seed=cfg.seed,
+                                 temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed,
                                  paths=cfg.paths)
         stats = annotate(train, policy, grader, out / "annotate", ann_cfg, inflight=16)
         print("   " + json.dumps({k: stats[k] for k in ("annotated", "skipped", "paths", "labels", "rollouts")}))
         _done("annotation", t, timings)
 
         t = _stage(f"{cfg.samples} samples for each of {len(test)} held-out problems (weak policy)")
-        params = SamplingParams(n=cfg.samples, temperature=cfg.temperature, max_tokens=96, seed=cfg.seed)
+        params = SamplingParams(n=cfg.samples, temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed)
         gen = generate(test, policy, grader, out / "samples.jsonl", params=params, batch_problems=16)
         print(f"   {gen}")
         _done("sampling", t, timings)
@@ -87,9 +87,10 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     for source in cfg.label_sources:
         t = _stage(f"train the PRM on {source} labels (from the strong policy)"
                    + (" [oracle: ground truth, a ceiling]" if get_source(source).oracle else ""))
-        log = train_prm(cfg.strong_policy, out / "annotate" / "paths.jsonl", out / f"prm-{source}", labels=source,
-                        lr=cfg.prm_lr, batch_size=cfg.prm_batch, max_steps=cfg.prm_steps, seed=cfg.seed,
-                        warmup_ratio=0.05, weight_decay=0.0)
+        prm_cfg = PRMTrainConfig(base=cfg.strong_policy, data=out / "annotate" / "paths.jsonl", labels=source,
+                                 lr=cfg.prm_lr, batch_size=cfg.prm_batch, max_steps=cfg.prm_steps, seed=cfg.seed,
+                                 warmup_ratio=cfg.prm_warmup_ratio, weight_decay=cfg.prm_weight_decay)
+        log = train_prm(prm_cfg, out / f"prm-{source}")
         print(f"   {_brief(log)}")
         _done(f"prm-{source} training", t, timings)
 
@@ -145,8 +146,9 @@ def _beam(cfg: DemoConfig, out: Path, scorer: str, problems, grader) -> dict:
     from mmprm.search.runner import run_search
     from mmprm.search.tree_search import SearchConfig
 
-    search_cfg = SearchConfig(method="beam", n=cfg.beam_n, width=cfg.beam_width, max_depth=cfg.max_steps + 3,
-                              aggregation="min", temperature=cfg.temperature, max_step_tokens=32, seed=cfg.seed)
+    search_cfg = SearchConfig(method="beam", n=cfg.beam_n, width=cfg.beam_width, max_depth=cfg.beam_max_depth,
+                              aggregation=cfg.beam_aggregation, temperature=cfg.temperature,
+                              max_step_tokens=cfg.beam_step_tokens, seed=cfg.seed)
     policy = HFPolicy(cfg.weak_policy, batch_size=cfg.policy_batch)
     prm = StepPRM.from_pretrained(out / scorer)
     try:

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mmprm.aggregate import AGGREGATIONS, aggregate, group_is_correct, to_weight
+from mmprm.config import setting
 from mmprm.grading import Grader
 from mmprm.io import Rejected, RejectLog, read_records
 from mmprm.search.select import best_of_n, group_answers, pass_at_k, subsets, vote
@@ -123,16 +124,33 @@ def load_solutions(scored: str | Path, rejects: RejectLog | None = None) -> list
     return out
 
 
-def evaluate_file(scored: str | Path, n_values: list[int], out_dir: str | Path, grader: Grader, *,
-                  bounded: bool | None = None, subsets_per_n: int = 200, seed: int = 0,
-                  title: str = "Accuracy against N") -> dict:
+@dataclass
+class EvaluateConfig:
+    """Settings of `mmprm evaluate` (recipe section `evaluate:`)."""
+
+    n: list[int] = setting(factory=lambda: [1, 2, 4, 8, 16], help="candidates per problem to select among")
+    subsets: int = setting(200, "random subsets of the pool per N below the pool size")
+    bootstrap: int = setting(1000, "bootstrap resamples of the problems for each interval")
+    seed: int = setting(0, "seeds the subsets and the bootstrap")
+
+    def __post_init__(self) -> None:
+        if not self.n or min(self.n) < 1 or self.subsets < 1 or self.bootstrap < 1:
+            raise ValueError(f"need N values >= 1, subsets >= 1 and bootstrap >= 1; got {self.n}, {self.subsets}, "
+                             f"{self.bootstrap}")
+
+
+def evaluate_file(scored: str | Path, out_dir: str | Path, cfg: EvaluateConfig, grader: Grader, *,
+                  bounded: bool | None = None, title: str = "Accuracy against N") -> dict:
+    """`mmprm evaluate`: every selection method at every N over a scored file; writes
+    report.json, report.md and accuracy.png to `out_dir` and returns the report."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rejects = RejectLog(out_dir / "scored.jsonl", echo=print)
     solutions = load_solutions(scored, rejects)
     rejects.close()
     pools = build_pools(solutions, grader, progress=True)
-    report = evaluate_pools(pools, n_values, bounded=bounded, subsets_per_n=subsets_per_n, seed=seed)
+    report = evaluate_pools(pools, cfg.n, bounded=bounded, subsets_per_n=cfg.subsets, bootstrap=cfg.bootstrap,
+                            seed=cfg.seed)
     report["counts"]["rejected"] = rejects.count
     write_report(report, out_dir, title=title)
     return report

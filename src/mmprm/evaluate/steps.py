@@ -16,11 +16,11 @@ from tqdm import tqdm
 
 from mmprm.data.adapters import processbench
 from mmprm.data.convert import iter_raw
-from mmprm.io import Rejected, RejectLog, read_records
+from mmprm.io import Rejected, RejectLog, absolute_images, read_records
 from mmprm.prm.base import PRM
 from mmprm.prm.metrics import choose_threshold, predict_first_error, processbench_metrics
 from mmprm.seeds import derive_seed
-from mmprm.types import AnnotatedPath, Problem, RecordError
+from mmprm.types import AnnotatedPath, RecordError
 
 
 def first_error_of(path: AnnotatedPath) -> int:
@@ -46,12 +46,44 @@ def load_cases(path: str | Path, rejects: RejectLog | None = None) -> list[Annot
             except RecordError as e:
                 reject(Rejected(str(path), where, f"item {where}: {e}"))
         return cases
-    for _, rec in read_records(path, AnnotatedPath.from_dict):
+    for lineno, rec in read_records(path, AnnotatedPath.from_dict):
         if isinstance(rec, Rejected):
             reject(rec)
-        else:
-            cases.append(rec)
+            continue
+        try:
+            rec.images = absolute_images(rec.images, path.parent)
+        except RecordError as e:
+            reject(Rejected(str(path), lineno, str(e)))
+            continue
+        cases.append(rec)
     return cases
+
+
+def evaluate_steps_file(prm: str, data: str | Path, *, out: str | Path | None = None,
+                        threshold: float | None = None, seed: int = 0) -> dict:
+    """`mmprm evaluate-steps`: the cases of `data` (bad ones reported, and saved beside
+    `out` when given), the PRM built from its spec, the report (also written to `out`)."""
+    from mmprm.io import write_json_atomic
+    from mmprm.output import refuse_input_as_output
+    from mmprm.prm.load import load_prm
+
+    if out is not None:
+        refuse_input_as_output([out], [data])
+    rejects = RejectLog(out, echo=tqdm.write)
+    cases = load_cases(data, rejects)
+    rejects.close()
+    if not cases:
+        raise ValueError(f"{data}: no usable cases ({rejects.count} rejected)")
+    scorer = load_prm(prm)
+    try:
+        report = evaluate_steps(scorer, cases, threshold=threshold, seed=seed)
+    finally:
+        scorer.close()
+    report["rejected"] = rejects.count
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out, report)
+    return report
 
 
 def evaluate_steps(prm: PRM, cases: list[AnnotatedPath], *, threshold: float | None = None,
@@ -60,7 +92,7 @@ def evaluate_steps(prm: PRM, cases: list[AnnotatedPath], *, threshold: float | N
     scores: list[list[float]] = []
     for i in tqdm(range(0, len(cases), batch), desc="score steps", unit="batch", disable=not progress):
         chunk = cases[i : i + batch]
-        items = [(Problem(c.id, c.question, c.answer or "?", c.images, c.choices), [c.steps]) for c in chunk]
+        items = [(c.problem(missing_answer="?"), [c.steps]) for c in chunk]
         scores += [per_problem[0] for per_problem in prm.score_many(items)]
     labels = [first_error_of(c) for c in cases]
     report: dict = {"cases": len(cases)}

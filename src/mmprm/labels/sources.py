@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmprm.io import load_records, resolve_image
+from mmprm.io import absolute_images, load_records
 from mmprm.labels.judges import ArithmeticJudge, OracleJudge, StepJudge
 from mmprm.labels.mc import advantage_labels, first_error_labels, mc_counts, survival_labels
 from mmprm.types import AnnotatedPath, Problem, RecordError, Solution
@@ -190,14 +190,10 @@ def annotated_paths(path: Path) -> list[AnnotatedPath]:
         path = path / "paths.jsonl"
     records = load_records(path, AnnotatedPath.from_dict)
     for rec in records:
-        refs = []
-        for ref in rec.images:
-            try:
-                found = resolve_image(ref, path.parent)
-            except RecordError as e:
-                raise RecordError(f"{path}: path {rec.id!r}: {e}") from None
-            refs.append(ref if isinstance(found, bytes) else str(found))
-        rec.images = refs
+        try:
+            rec.images = absolute_images(rec.images, path.parent)
+        except RecordError as e:
+            raise RecordError(f"{path}: path {rec.id!r}: {e}") from None
     return records
 
 

@@ -10,28 +10,18 @@ chat template's generation prompt, which works with any chat template.
 
 from __future__ import annotations
 
-import base64
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoModelForImageTextToText,
-    AutoProcessor,
-    AutoTokenizer,
-)
 
+from mmprm.backbone import is_multimodal, load_backbone, tokenizer_of
 from mmprm.grading.extract import extract_answer
+from mmprm.io import load_image
 from mmprm.policy.base import Continuation, Policy, Request, SamplingParams
-from mmprm.policy.prompt import build_messages
+from mmprm.policy.prompt import build_messages, flatten_content
 from mmprm.steps import parse_output
-
-# Model types whose stock processor would import torchvision for its video half.
-_QWEN_VL = ("qwen2_vl", "qwen2_5_vl")
 
 
 @dataclass
@@ -68,21 +58,9 @@ class HFPolicy(Policy):
         self.batch_size = batch_size
         if dtype is None:  # bf16 matmuls are slow on most CPUs
             dtype = torch.float32 if self.device.type == "cpu" else "auto"
-        remote = {"trust_remote_code": trust_remote_code}
-        config = AutoConfig.from_pretrained(self.path, **remote)
-        self.multimodal = hasattr(config, "vision_config")
-        if self.multimodal:
-            self.model = AutoModelForImageTextToText.from_pretrained(self.path, dtype=dtype, **remote)
-            if config.model_type in _QWEN_VL:
-                from mmprm.policy.tiny.processor import ImageOnlyQwen2VLProcessor
-
-                self.processor = ImageOnlyQwen2VLProcessor.from_pretrained(self.path)
-            else:
-                self.processor = AutoProcessor.from_pretrained(self.path, **remote)
-            self.tokenizer = self.processor.tokenizer
-        else:
-            self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype, **remote)
-            self.tokenizer = self.processor = AutoTokenizer.from_pretrained(self.path, **remote)
+        self.model, self.processor = load_backbone(self.path, trust_remote_code=trust_remote_code, dtype=dtype)
+        self.multimodal = is_multimodal(self.processor)
+        self.tokenizer = tokenizer_of(self.processor)
         self.model.to(self.device).eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
@@ -130,10 +108,10 @@ class HFPolicy(Policy):
             )
         partial = ""
         if continue_final and messages and messages[-1]["role"] == "assistant":
-            partial = _text_of(messages[-1]["content"])
+            partial = flatten_content(messages[-1]["content"])
             messages = messages[:-1]
         if not self.multimodal:  # text-only chat templates expect string content
-            messages = [{**m, "content": _text_of(m["content"])} for m in messages]
+            messages = [{**m, "content": flatten_content(m["content"])} for m in messages]
         template = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return template + partial, refs
 
@@ -232,34 +210,6 @@ def _normalise(message: dict) -> dict:
         else:
             parts.append(p)
     return {**message, "content": parts}
-
-
-def _text_of(content: str | list[dict]) -> str:
-    return content if isinstance(content, str) else "".join(p.get("text", "") for p in content if p["type"] == "text")
-
-
-def load_image(ref: str, cache: dict[str, Image.Image] | None = None) -> Image.Image:
-    """An RGB image from an absolute path or a base64 data URI (opened once per `cache`)."""
-    if cache is not None and ref in cache:
-        return cache[ref]
-    try:
-        if ref.startswith("data:"):
-            header, _, payload = ref.partition(",")
-            if not header.endswith(";base64"):
-                raise ValueError("only base64 data URIs are supported")
-            source = io.BytesIO(base64.b64decode(payload, validate=True))
-        else:
-            source = Path(ref)
-            if not source.is_absolute():
-                raise ValueError("image paths must be absolute (mmprm.data.load_problems makes them so)")
-        image = Image.open(source)
-        image.load()
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot open image {ref[:80]!r}: {e}") from None
-    image = image.convert("RGB")
-    if cache is not None:
-        cache[ref] = image
-    return image
 
 
 def _continuation(g: GeneratedText, request: Request) -> Continuation:

@@ -42,3 +42,8 @@ def build_messages(
     if prefix_steps:
         messages.append({"role": "assistant", "content": render_steps(prefix_steps)})
     return messages
+
+
+def flatten_content(content: str | list[dict]) -> str:
+    """A message's text alone: what a text-only chat template, which expects a string, is given."""
+    return content if isinstance(content, str) else "".join(p.get("text", "") for p in content if p["type"] == "text")

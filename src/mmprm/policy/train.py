@@ -11,10 +11,9 @@ checkpoint when started again with the same arguments.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -24,36 +23,16 @@ from transformers import BatchFeature
 
 from mmprm.data import load_problems
 from mmprm.grading.equivalence import equivalent
-from mmprm.io import RejectLog
+from mmprm.io import RejectLog, load_image
 from mmprm.policy.base import Policy, Request, SamplingParams
-from mmprm.policy.hf import HFPolicy, load_image
-from mmprm.policy.prompt import build_messages
+from mmprm.policy.config import TrainConfig
+from mmprm.policy.hf import HFPolicy
+from mmprm.policy.prompt import build_messages, flatten_content
 from mmprm.policy.tiny.model import new_tiny_policy, save_policy
+from mmprm.training import batch_plan, optimizer_and_schedule, refuse_other_settings, torch_threads, warmup_steps
 from mmprm.types import Problem
 
 STATE_FILE = "trainer_state.pt"  # optimizer, schedule and step of the last checkpoint
-
-
-@dataclass
-class TrainConfig:
-    """The settings of a run, saved beside its output as train_config.json."""
-
-    data: str
-    steps: int
-    batch_size: int = 32
-    lr: float = 2e-3
-    warmup: float = 0.05  # share of the steps
-    weight_decay: float = 0.01
-    seed: int = 0
-    eval_data: str | None = None
-    eval_limit: int = 200
-    save_every: int | None = None
-    save_at: list[int] = field(default_factory=list)
-    init: str | None = None
-    vocab_size: int = 768
-    model: dict = field(default_factory=dict)  # tiny_config sizes (hidden_size, vision_width, ...)
-    num_threads: int | None = 1
-    device: str = "cpu"
 
 
 @dataclass
@@ -63,42 +42,19 @@ class _Example:
     images: list[str]
 
 
-def train_policy(
-    data: str | Path,
-    out_dir: str | Path,
-    *,
-    steps: int,
-    batch_size: int = 32,
-    lr: float = 2e-3,
-    seed: int = 0,
-    eval_data: str | Path | None = None,
-    save_every: int | None = None,
-    save_at: list[int] | tuple[int, ...] = (),
-    **options,
-) -> dict:
-    """Train on the reference solutions of `data` (a problems.jsonl or its folder); save to `out_dir`.
+def train_policy(cfg: TrainConfig, out_dir: str | Path) -> dict:
+    """Train on the reference solutions of `cfg.data`; save to `out_dir`.
 
     Saves the final model, `checkpoint-STEP/` for each step in `save_at`
     (e.g. a weak policy on the way to a strong one), and train_log.json.
-    `options` are the other `TrainConfig` fields. Returns the log.
+    Returns the log.
     """
-    cfg = TrainConfig(
-        str(data), steps, batch_size, lr, seed=seed, eval_data=None if eval_data is None else str(eval_data),
-        save_every=save_every, save_at=sorted(set(save_at)), **options,
-    )
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     print("policy training config:", json.dumps(asdict(cfg)))
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    threads = torch.get_num_threads()
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    try:
+    with torch_threads(cfg.num_threads):
         return _train(cfg, out)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(cfg: TrainConfig, out: Path) -> dict:
@@ -118,9 +74,8 @@ def _train(cfg: TrainConfig, out: Path) -> dict:
     eval_problems = _load(cfg.eval_data, out / "eval_problems.jsonl")[: cfg.eval_limit] if cfg.eval_data else []
 
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
-    warmup = max(1, int(cfg.warmup * cfg.steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, warmup, cfg.steps))
+    opt, sched = optimizer_and_schedule(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                        warmup=warmup_steps(cfg.warmup, cfg.steps), total=cfg.steps)
     log: dict = {"config": asdict(cfg), "examples": len(examples), "parameters": sum(p.numel() for p in params),
                  "losses": [], "evals": [], "checkpoints": []}
     start = 0
@@ -130,12 +85,12 @@ def _train(cfg: TrainConfig, out: Path) -> dict:
         log.update(state["log"])
         start = state["step"]
         print(f"resuming {out} from step {start}")
-    order = _Order(len(examples), cfg.batch_size, cfg.seed)
+    plan = batch_plan([len(e.ids) for e in examples], cfg.batch_size, seed=cfg.seed, total=cfg.steps)
     model.train()
     t0, window = time.time(), []
     bar = tqdm(range(start, cfg.steps), desc="policy train", unit="step", initial=start, total=cfg.steps)
     for step in bar:
-        batch = _collate([examples[i] for i in order.batch(step)], processor, model.config).to(cfg.device)
+        batch = _collate([examples[i] for i in plan[step]], processor, model.config).to(cfg.device)
         loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -184,9 +139,7 @@ def _corpus(problems: list[Problem], targets: list[str], limit: int = 5000):
     """Chats as the model will see them, minus the special tokens: the tokenizer's training text."""
     for problem, target in zip(problems[:limit], targets):
         for m in [*build_messages(problem), {"role": "assistant", "content": target}]:
-            content = m["content"]
-            text = content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
-            yield f"{m['role']}\n{text}"
+            yield f"{m['role']}\n{flatten_content(m['content'])}"
 
 
 def _load(data: str | Path, output: Path) -> list[Problem]:
@@ -257,31 +210,6 @@ def _collate(batch: list[_Example], processor, config) -> BatchFeature:
     return BatchFeature(inputs)
 
 
-class _Order:
-    """Reshuffled epochs, a function of (seed, step) only, so a resumed run sees the same batches."""
-
-    def __init__(self, n: int, batch_size: int, seed: int):
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self._perms: dict[int, list[int]] = {}
-
-    def _epoch(self, epoch: int) -> list[int]:
-        if epoch not in self._perms:
-            self._perms = {k: v for k, v in self._perms.items() if k >= epoch - 1}  # positions only grow
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perms[epoch] = torch.randperm(self.n, generator=g).tolist()
-        return self._perms[epoch]
-
-    def batch(self, step: int) -> list[int]:
-        first = step * self.batch_size
-        return [self._epoch(k // self.n)[k % self.n] for k in range(first, first + self.batch_size)]
-
-
-def _cosine(step: int, warmup: int, total: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-
 def _checkpoint_state(out: Path, step: int, model, processor, opt, sched, log: dict) -> None:
     """Weights to out/last/, optimizer and schedule beside them; written then renamed, so a kill leaves the old one."""
     save_policy(model, processor, out / "last")
@@ -296,8 +224,7 @@ def _saved_state(out: Path, cfg: TrainConfig) -> dict | None:
     if not path.exists():
         return None
     state = torch.load(path, weights_only=False)
-    if state["log"]["config"] != asdict(cfg):
-        raise ValueError(f"{out} holds a killed run with other settings; delete {path} to start afresh")
+    refuse_other_settings(out, state["log"]["config"], asdict(cfg), f"delete {path} to start afresh")
     return state
 
 

@@ -24,57 +24,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mmprm.policy.hf import load_image
-from mmprm.policy.prompt import build_messages, question_text
+from mmprm.backbone import is_multimodal, tokenizer_of
+from mmprm.io import load_image
+from mmprm.policy.prompt import build_messages, flatten_content, question_text
+from mmprm.prm.schemes import Scheme, get_scheme
 from mmprm.steps import STEP_CLOSE, STEP_OPEN
 from mmprm.types import Problem
 
-STEP_SCORE = "<step_score>"
 QWEN_PRM_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
-
-
-@dataclass(frozen=True)
-class Scheme:
-    """How one PRM family lays out a solution and where it reads each step's score.
-
-    `tag` is the token placed after every step (None: chat turns mark the
-    steps); `positive`/`negative` are the label tokens compared at the step
-    positions (None: the model has a two-class head); `shows_images` says
-    whether the problem's figures go into the input.
-    """
-
-    name: str
-    tag: str | None
-    positive: str | None
-    negative: str | None
-    shows_images: bool
-    add_special_tokens: bool = False
-
-    @property
-    def readout(self) -> str:
-        return "class" if self.positive is None else "tokens"
-
-    def new_tokens(self) -> list[str]:
-        """Tokens this scheme needs as single tokens in the vocabulary."""
-        return [t for t in (self.tag, self.positive, self.negative) if t is not None]
-
-
-SCHEMES: dict[str, Scheme] = {
-    s.name: s
-    for s in (
-        Scheme("mmprm", STEP_SCORE, "+", "-", shows_images=True),
-        Scheme("mm-prm", "<prm>", "Yes", "No", shows_images=True),
-        Scheme("math-shepherd", "ки", "+", "-", shows_images=False, add_special_tokens=True),
-        Scheme("qwen2.5-math-prm", "<extra_0>", None, None, shows_images=False),
-        Scheme("visualprm", None, "+", "-", shows_images=True),
-    )
-}
-
-
-def get_scheme(name: str) -> Scheme:
-    if name not in SCHEMES:
-        raise ValueError(f"unknown PRM scheme {name!r}; choose from {', '.join(SCHEMES)}")
-    return SCHEMES[name]
 
 
 @dataclass
@@ -84,14 +41,6 @@ class Encoded:
     input_ids: list[int]
     positions: list[int]
     images: list[str] = field(default_factory=list)
-
-
-def tokenizer_of(processor):
-    return getattr(processor, "tokenizer", processor)
-
-
-def is_multimodal(processor) -> bool:
-    return hasattr(processor, "image_processor")
 
 
 def encode(scheme: Scheme, processor, problem: Problem, steps: list[str],
@@ -190,8 +139,7 @@ def pixels(refs: list[str], processor, cache: dict | None = None) -> dict:
 
 def _chat(processor, messages: list[dict], *, generation_prompt: bool) -> str:
     if not is_multimodal(processor):  # text chat templates expect string content
-        messages = [{**m, "content": m["content"] if isinstance(m["content"], str) else
-                     "".join(p.get("text", "") for p in m["content"])} for m in messages]
+        messages = [{**m, "content": flatten_content(m["content"])} for m in messages]
     return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
 
 
@@ -205,10 +153,16 @@ def _render_mmprm(scheme, processor, problem, steps, images) -> str:
     return prompt + "".join(f"{STEP_OPEN}{s}{STEP_CLOSE}{scheme.tag}\n" for s in steps)
 
 
+def mm_prm_text(problem: Problem, steps: list[str]) -> str:
+    """MM-PRM's user turn: the question, then the steps each closed by `<prm>`
+    (also what `mmprm export --format internvl` writes for MM-PRM's trainer)."""
+    tag = get_scheme("mm-prm").tag
+    process = "\n\n".join(s + tag for s in steps)
+    return f"Question: {question_text(problem)}\nProcess: {process}"
+
+
 def _render_mm_prm(scheme, processor, problem, steps, images) -> str:
-    process = "\n\n".join(s + scheme.tag for s in steps)
-    text = f"Question: {question_text(problem)}\nProcess: {process}"
-    return _chat(processor, [_user(images, text)], generation_prompt=False)
+    return _chat(processor, [_user(images, mm_prm_text(problem, steps))], generation_prompt=False)
 
 
 def _render_math_shepherd(scheme, processor, problem, steps, images) -> str:

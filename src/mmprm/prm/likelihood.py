@@ -16,10 +16,11 @@ from pathlib import Path
 
 import torch
 
-from mmprm.policy.prompt import DEFAULT_SYSTEM, build_messages
+from mmprm.backbone import is_multimodal, load_backbone, tokenizer_of
+from mmprm.policy.prompt import DEFAULT_SYSTEM, build_messages, flatten_content
 from mmprm.prm.base import PRM
-from mmprm.prm.formats import Encoded, collate, expand_images, is_multimodal, tokenizer_of
-from mmprm.prm.model import load_backbone, output_head, step_hidden
+from mmprm.prm.formats import Encoded, collate, expand_images
+from mmprm.prm.model import output_head, step_hidden
 from mmprm.steps import STEP_CLOSE, STEP_OPEN, render_steps
 from mmprm.types import Problem
 
@@ -61,8 +62,7 @@ class LikelihoodPRM(PRM):
         else:
             if problem.images:
                 raise ValueError(f"problem {problem.id!r} has images but {self.name} is a text-only model")
-            flat = [{**m, "content": m["content"] if isinstance(m["content"], str) else
-                     "".join(p.get("text", "") for p in m["content"])} for m in messages]
+            flat = [{**m, "content": flatten_content(m["content"])} for m in messages]
             prompt = tok.apply_chat_template(flat, tokenize=False, add_generation_prompt=True)
             prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
         body = render_steps(steps)

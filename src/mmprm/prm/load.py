@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mmprm.backbone import load_backbone, tokenizer_of
 from mmprm.prm.base import PRM
-from mmprm.prm.formats import SCHEMES, get_scheme, tag_id, tokenizer_of
-from mmprm.prm.model import PRMModel, is_prm_folder, label_ids, load_backbone
-
-SPEC_HELP = (f"PATH (a PRM trained by mmprm), SCHEME:PATH (a published PRM; SCHEME one of {', '.join(SCHEMES)}) "
-             "or likelihood:PATH (a policy's own step log-probabilities)")
+from mmprm.prm.formats import tag_id
+from mmprm.prm.model import PRMModel, is_prm_folder, label_ids
+from mmprm.prm.schemes import SCHEMES, SPEC_HELP, get_scheme
 
 
 def load_prm(spec: str, *, trust_remote_code: bool = False, batch_size: int = 16, device: str | None = None) -> PRM:

@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mmprm.prm.formats import Scheme, get_scheme, tokenizer_of
+from mmprm.backbone import load_backbone, tokenizer_of
+from mmprm.prm.schemes import Scheme, get_scheme
 
 PRM_CONFIG = "prm_config.json"
 VALUE_HEAD = "value_head.safetensors"
-_QWEN_VL = ("qwen2_vl", "qwen2_5_vl")
 _VISION = ("visual", "vision_tower", "vision_model", "vision_encoder")
 
 
@@ -159,48 +159,6 @@ def label_ids(tokenizer, scheme: Scheme) -> tuple[int, int]:
 
 
 # ---- loading and saving -------------------------------------------------------------
-
-def load_backbone(path: str | Path, *, trust_remote_code: bool = False, dtype=None, kind: str = "auto"):
-    """(model, processor) of a local checkpoint: image-text-to-text, causal LM, or (kind='class') a
-    token-classification model. Refuses checkpoints that need their own code unless trusted."""
-    from transformers import (
-        AutoConfig,
-        AutoModel,
-        AutoModelForCausalLM,
-        AutoModelForImageTextToText,
-        AutoModelForTokenClassification,
-        AutoProcessor,
-        AutoTokenizer,
-    )
-
-    path = str(path)
-    remote = {"trust_remote_code": trust_remote_code}
-    try:
-        config = AutoConfig.from_pretrained(path, **remote)
-    except ValueError as e:
-        if "trust_remote_code" in str(e) and not trust_remote_code:
-            raise ValueError(f"{path} needs its own model code; pass --trust-remote-code if you trust it") from None
-        raise
-    if getattr(config, "auto_map", None) and not trust_remote_code:
-        raise ValueError(f"{path} ships its own model code (auto_map); pass --trust-remote-code if you trust it")
-    dtype = dtype or torch.float32
-    if kind == "class":
-        cls = AutoModel if getattr(config, "auto_map", None) else AutoModelForTokenClassification
-        model = cls.from_pretrained(path, dtype=dtype, **remote)
-        return model, AutoTokenizer.from_pretrained(path, **remote)
-    if hasattr(config, "vision_config"):
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, **remote)
-        if config.model_type in _QWEN_VL:
-            from mmprm.policy.tiny.processor import ImageOnlyQwen2VLProcessor
-
-            return model, ImageOnlyQwen2VLProcessor.from_pretrained(path)
-        return model, AutoProcessor.from_pretrained(path, **remote)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **remote)
-    tok = AutoTokenizer.from_pretrained(path, **remote)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return model, tok
-
 
 def save_prm(model: PRMModel, processor, scheme: Scheme, out: str | Path, state_dict: dict | None = None, *,
              label_source: str | None = None, oracle: bool = False) -> Path:

@@ -24,68 +24,24 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from mmprm.labels import LABEL_SOURCES, LabelledPath, get_source, load_labelled
-from mmprm.prm.formats import collate, encode, get_scheme
+from mmprm.backbone import load_backbone
+from mmprm.labels import LabelledPath, get_source, load_labelled
+from mmprm.prm.config import PRMTrainConfig
+from mmprm.prm.formats import collate, encode
 from mmprm.prm.metrics import auroc
-from mmprm.prm.model import apply_lora, build_prm, load_backbone, save_prm
-from mmprm.recipes import from_recipe
+from mmprm.prm.model import PRMModel, apply_lora, build_prm, save_prm
+from mmprm.prm.schemes import get_scheme
+from mmprm.training import (
+    batch_plan,
+    optimizer_and_schedule,
+    refuse_other_settings,
+    steps_for_epochs,
+    torch_threads,
+    warmup_steps,
+)
 
 CHECKPOINTS = "checkpoints"
 STATE = "trainer_state.json"
-
-
-@dataclass
-class PRMTrainConfig:
-    """Settings of a run, saved as train_config.json. Defaults: MM-PRM (Du et al. 2025)."""
-
-    base: str = ""
-    data: str | None = None            # annotated paths (paths.jsonl)
-    samples: str | None = None         # or Solutions (samples.jsonl) ...
-    problems: str | None = None        # ... with their problems.jsonl
-    labels: str = "mc"                 # the label source (mmprm.labels): mc (MM-PRM's), first-error, ...
-    min_rollouts: int = 1              # MC-derived labels: an MC estimate counts from this many rollouts
-    first_error_threshold: float = 0.5  # first-error: a step must keep this share of the prefix's MC
-    loss: str = "soft"                 # soft (BCE on the target) | hard (target > 0)
-    scheme: str = "mmprm"
-    head: str = "token"                # token ([+, -] logits) | value (scalar head)
-    lr: float = 2e-6
-    epochs: float = 3.0
-    batch_size: int = 8                # per device
-    grad_accum: int = 1
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.05
-    max_grad_norm: float = 1.0
-    max_steps: int | None = None       # optimizer steps; overrides epochs
-    max_length: int = 4096             # longer examples are dropped, never cut
-    bucket: bool = True                # length bucketing
-    freeze_vision: bool = True
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    gradient_checkpointing: bool = False
-    eval_data: str | None = None
-    eval_samples: str | None = None
-    eval_problems: str | None = None
-    eval_every: int | None = None      # steps; the end of training is always evaluated
-    save_every: int = 200              # steps between resumable checkpoints
-    log_every: int = 10
-    seed: int = 0
-    num_threads: int | None = 1        # CPU threads (1 is fastest on shared cores)
-    dedupe: bool = True
-
-    def __post_init__(self) -> None:
-        get_scheme(self.scheme)
-        checks = {"labels": tuple(LABEL_SOURCES), "loss": ("soft", "hard"), "head": ("token", "value")}
-        for key, allowed in checks.items():
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
-        if self.batch_size < 1 or self.grad_accum < 1 or self.save_every < 1:
-            raise ValueError("batch_size, grad_accum and save_every must be positive")
-
-    @classmethod
-    def from_recipe(cls, path: str | Path | None, **overrides) -> PRMTrainConfig:
-        """Defaults, then the recipe's `train:` section, then explicit overrides (None = unset)."""
-        return from_recipe(cls, path, "train", **overrides)
 
 
 @dataclass
@@ -98,23 +54,22 @@ class Example:
     targets: list[float | None]
 
 
-def train_prm(base: str | Path | None, data: str | Path | None, out: str | Path, *, labels: str | None = None,
-              loss: str | None = None, lr: float | None = None, epochs: float | None = None,
-              batch_size: int | None = None, warmup_ratio: float | None = None, weight_decay: float | None = None,
-              scheme: str | None = None, head: str | None = None, eval_data: str | Path | None = None,
-              seed: int | None = None, max_steps: int | None = None, resume: bool = True,
-              recipe: str | Path | None = None, **options) -> dict:
-    """Train a PRM from `base` (a local VLM or causal LM) and save it to `out`; returns the log.
+def train_prm(cfg: PRMTrainConfig, out: str | Path, *, model: PRMModel | None = None, processor=None,
+              resume: bool = True) -> dict:
+    """Train a PRM as `cfg` says and save it to `out`; returns the log.
 
-    `data` is a paths.jsonl; or pass `samples=` and `problems=` instead. Other
-    `PRMTrainConfig` fields go in `options`; `recipe` is a YAML of overrides.
+    The network is `cfg.base` (a local VLM or causal LM folder) with a step head,
+    unless `model` (a PRMModel, with its `processor`) is given, as TRL-style
+    trainers take one. A rerun with the same settings resumes a killed run, or
+    returns the log of a finished one; `resume=False` starts afresh.
+    Build `cfg` with `PRMTrainConfig(...)` or `PRMTrainConfig.from_recipe(...)`.
     """
-    given = dict(base=base, data=data, labels=labels, loss=loss, lr=lr, epochs=epochs, batch_size=batch_size,
-                 warmup_ratio=warmup_ratio, weight_decay=weight_decay, scheme=scheme, head=head,
-                 eval_data=eval_data, seed=seed, max_steps=max_steps, **options)
-    cfg = PRMTrainConfig.from_recipe(recipe, **{k: str(v) if isinstance(v, Path) else v for k, v in given.items()})
-    if not cfg.base:
-        raise ValueError("no base model: give base (a local checkpoint folder)")
+    if (model is None) != (processor is None):
+        raise ValueError("give model and processor together")
+    if model is None and not cfg.base:
+        raise ValueError("no base model: set base (a local checkpoint folder) or pass a model")
+    if cfg.data is None and cfg.samples is None:
+        raise ValueError("no training data: set data (paths.jsonl) or samples and problems")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     finished = _finished(out, cfg)
@@ -123,18 +78,13 @@ def train_prm(base: str | Path | None, data: str | Path | None, out: str | Path,
         return finished
     if not resume:
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
-    elif _latest_checkpoint(out) is not None and _saved_config(out) != asdict(cfg):
-        raise ValueError(f"{out} holds a killed run with other settings; delete {out / CHECKPOINTS} to start afresh")
-    threads = torch.get_num_threads()
-    if cfg.num_threads and not torch.cuda.is_available():
-        torch.set_num_threads(cfg.num_threads)
-    try:
-        return _train(cfg, out)
-    finally:
-        torch.set_num_threads(threads)
+    elif _latest_checkpoint(out) is not None:
+        refuse_other_settings(out, _saved_config(out), asdict(cfg), f"delete {out / CHECKPOINTS} to start afresh")
+    with torch_threads(cfg.num_threads):
+        return _train(cfg, out, model, processor)
 
 
-def _train(cfg: PRMTrainConfig, out: Path) -> dict:
+def _train(cfg: PRMTrainConfig, out: Path, model: PRMModel | None, processor) -> dict:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -144,8 +94,9 @@ def _train(cfg: PRMTrainConfig, out: Path) -> dict:
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     set_seed(cfg.seed)
     scheme = get_scheme(cfg.scheme)
-    backbone, processor = load_backbone(cfg.base)
-    model = build_prm(backbone, processor, scheme, cfg.head, vision_frozen=cfg.freeze_vision)
+    if model is None:
+        backbone, processor = load_backbone(cfg.base)
+        model = build_prm(backbone, processor, scheme, cfg.head, vision_frozen=cfg.freeze_vision)
     if cfg.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable()
     if cfg.lora:
@@ -156,18 +107,16 @@ def _train(cfg: PRMTrainConfig, out: Path) -> dict:
         raise ValueError("no training examples (every path was empty, unlabelled or too long)")
 
     per_step = acc.num_processes * cfg.grad_accum
-    plan = batch_plan([len(e.input_ids) for e in train_set], cfg.batch_size, seed=cfg.seed, epochs=cfg.epochs,
-                      total=None if cfg.max_steps is None else cfg.max_steps * per_step, bucket=cfg.bucket)
+    batches = (cfg.max_steps * per_step if cfg.max_steps is not None
+               else steps_for_epochs(len(train_set), cfg.batch_size, cfg.epochs))
+    plan = batch_plan([len(e.input_ids) for e in train_set], cfg.batch_size, seed=cfg.seed, total=batches,
+                      bucket=cfg.bucket)
     total_steps = math.ceil(len(plan) / per_step)
     loader = torch.utils.data.DataLoader(train_set, batch_sampler=plan,
                                          collate_fn=partial(collate_examples, processor=processor))
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    rest = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
-    warmup = max(1, round(cfg.warmup_ratio * total_steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(_cosine, warmup=warmup, total=total_steps))
+    opt, sched = optimizer_and_schedule([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                                        weight_decay=cfg.weight_decay,
+                                        warmup=warmup_steps(cfg.warmup_ratio, total_steps), total=total_steps)
     if acc.state.deepspeed_plugin is not None:
         acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
     model, opt, loader = acc.prepare(model, opt, loader)
@@ -298,36 +247,6 @@ def evaluate(model, examples: list[Example], processor, cfg: PRMTrainConfig) -> 
     probs = torch.sigmoid(x).tolist()
     acc = sum((p >= 0.5) == r for p, r in zip(probs, right)) / max(1, len(right))
     return {"loss": round(loss, 5), "accuracy": round(acc, 5), "auroc": auroc(probs, right), "steps": len(right)}
-
-
-def batch_plan(lengths: list[int], batch_size: int, *, seed: int, epochs: float, total: int | None = None,
-               bucket: bool = True) -> list[list[int]]:
-    """Batches of example indices for the whole run: reshuffled each epoch; with `bucket`,
-    each window of 64 batches is sorted by length before it is cut, and the batches shuffled."""
-    n = len(lengths)
-    per_epoch = math.ceil(n / batch_size)
-    total = total if total is not None else max(1, math.ceil(epochs * per_epoch))
-    plan: list[list[int]] = []
-    epoch = 0
-    while len(plan) < total:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        perm = torch.randperm(n, generator=g).tolist()
-        if bucket:
-            window = batch_size * 64
-            chunks = [sorted(perm[i : i + window], key=lengths.__getitem__) for i in range(0, n, window)]
-            batches = [c[j : j + batch_size] for c in chunks for j in range(0, len(c), batch_size)]
-            batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
-        else:
-            batches = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
-        plan += batches
-        epoch += 1
-    return plan[:total]
-
-
-def _cosine(step: int, *, warmup: int, total: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
 def _reduce(acc, value, how: str):

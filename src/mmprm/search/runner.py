@@ -9,6 +9,8 @@ so methods can be compared at equal compute.
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -19,7 +21,7 @@ from tqdm import tqdm
 
 from mmprm.aggregate import AGGREGATIONS, aggregate, group_is_correct, to_weight
 from mmprm.grading import Grader
-from mmprm.io import Rejected, read_records, write_json_atomic
+from mmprm.io import Rejected, RejectLog, read_records, write_json_atomic
 from mmprm.output import OutputLayout, ResumableOutput
 from mmprm.policy.base import Policy, Request, SamplingParams
 from mmprm.prm.base import PRM
@@ -45,6 +47,32 @@ def best_of_n_search(problems: list[Problem], policy: Policy, prm: PRM, cfg: Sea
 
 
 SEARCH_METHODS = {"bon": best_of_n_search, "beam": step_search, "dvts": step_search, "greedy": step_search}
+
+
+def search_file(policy: str, prm: str, data: str | Path, out_dir: str | Path, cfg: SearchConfig, *,
+                grader: Grader | None = None, limit: int | None = None) -> dict:
+    """`mmprm search`: the first `limit` problems of `data`, the policy and PRM
+    built from their specs, then `run_search`; returns the report."""
+    from mmprm.data import load_problems
+    from mmprm.grading import RuleGrader
+    from mmprm.policy.load import load_policy
+    from mmprm.prm.load import load_prm
+
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1 problem, got {limit}")
+    print("search config: " + json.dumps(asdict(cfg)), file=sys.stderr)
+    rejects = RejectLog(Path(out_dir) / "problems.jsonl", echo=tqdm.write)  # DIR/problems.rejected.jsonl
+    problems = load_problems(data, rejects=rejects)[:limit]
+    rejects.close()
+    model = load_policy(policy)
+    try:
+        scorer = load_prm(prm)
+        try:
+            return run_search(problems, model, scorer, grader or RuleGrader(), cfg, out_dir, inputs=[data])
+        finally:
+            scorer.close()
+    finally:
+        model.close()
 
 
 def run_search(problems: list[Problem], policy: Policy, prm: PRM, grader: Grader, cfg: SearchConfig,

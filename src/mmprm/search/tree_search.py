@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mmprm.aggregate import AGGREGATIONS, aggregate
+from mmprm.config import setting
 from mmprm.policy.base import Policy, Request, SamplingParams
 from mmprm.prm.base import PRM
 from mmprm.seeds import derive_seed
@@ -30,16 +31,17 @@ METHODS = ("beam", "dvts", "greedy")
 class SearchConfig:
     """Settings of one search run; `method` is bon (whole solutions) or a step-level method."""
 
-    method: str = "beam"
-    n: int = 16               # samples per round per problem: the compute unit
-    width: int = 4            # beam width (beam) or expansions per subtree (dvts)
-    max_depth: int = 12       # rounds (steps) before unfinished beams are given up
-    aggregation: str = "last"  # how a partial solution is ranked for pruning
-    temperature: float = 0.8
-    top_p: float = 1.0
-    top_k: int = 0
-    max_step_tokens: int = 128
-    seed: int = 0
+    method: str = setting("beam", "bon (whole solutions, scored once) or a step-level method",
+                          choices=("bon", *METHODS))
+    n: int = setting(16, "samples per round per problem: the compute unit")
+    width: int = setting(4, "beam width (beam) or expansions per subtree (dvts)")
+    max_depth: int = setting(12, "rounds (steps) before unfinished beams are given up")
+    aggregation: str = setting("last", "how a partial solution is ranked for pruning", choices=AGGREGATIONS)
+    temperature: float = setting(0.8, "sampling temperature")
+    top_p: float = setting(1.0, "nucleus sampling")
+    top_k: int = setting(0, "top-k sampling (0: off)")
+    max_step_tokens: int = setting(128, "tokens per step (bon: times max_depth per solution)")
+    seed: int = setting(0, "sampling seed")
 
     def __post_init__(self):
         if self.method not in ("bon", *METHODS):

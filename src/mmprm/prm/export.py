@@ -25,24 +25,19 @@ from mmprm.annotate.tree import filter_paths
 from mmprm.io import load_records, write_jsonl
 from mmprm.output import refuse_input_as_output
 from mmprm.policy.prompt import question_text
-from mmprm.types import AnnotatedPath, Problem
+from mmprm.prm.formats import mm_prm_text
+from mmprm.types import AnnotatedPath
 
 FORMATS = ("annotated", "stepwise", "internvl")
-PRM_TAG = "<prm>"
-
-
-def _problem_view(p: AnnotatedPath) -> Problem:
-    return Problem(p.id, p.question, p.answer or "?", p.images, p.choices)
 
 
 def to_stepwise(p: AnnotatedPath) -> dict:
-    return {"id": p.id, "prompt": question_text(_problem_view(p)), "completions": p.steps,
+    return {"id": p.id, "prompt": question_text(p.problem(missing_answer="?")), "completions": p.steps,
             "labels": [v > 0 for v in p.labels], "mc": p.labels, "images": p.images}
 
 
 def to_internvl(p: AnnotatedPath, index: int) -> dict:
-    process = "\n\n".join(step + PRM_TAG for step in p.steps)
-    human = f"Question: {question_text(_problem_view(p))}\nProcess: {process}"
+    human = mm_prm_text(p.problem(missing_answer="?"), p.steps)
     if p.images:
         human = "<image>\n" * len(p.images) + human
     record = {"id": index, "conversations": [{"from": "human", "value": human},

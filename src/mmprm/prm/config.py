@@ -1,0 +1,74 @@
+"""The settings of a PRM training run (no torch here: the command line reads them).
+
+Defaults are MM-PRM's (Du et al. 2025); `recipes/prm-mmprm.yaml` and
+`recipes/prm-tiny.yaml` override them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from mmprm.config import from_recipe, setting
+from mmprm.labels import LABEL_SOURCES
+from mmprm.prm.schemes import SCHEMES, get_scheme
+
+
+@dataclass
+class PRMTrainConfig:
+    """Settings of a run, saved as train_config.json. Defaults: MM-PRM (Du et al. 2025)."""
+
+    base: str = setting("", "a local VLM or causal LM folder to start from")
+    data: str | None = setting(None, "annotated paths (paths.jsonl from annotate)")
+    samples: str | None = setting(None, "instead of data: graded samples (samples.jsonl), with problems, for the "
+                                  "arithmetic or oracle label sources")
+    problems: str | None = setting(None, "the problems.jsonl of samples")
+    labels: str = setting("mc", "label source: " + "; ".join(f"{k}: {v.summary}" for k, v in LABEL_SOURCES.items()),
+                          choices=tuple(LABEL_SOURCES))
+    min_rollouts: int = setting(1, "MC-derived labels: an MC estimate counts from this many rollouts")
+    first_error_threshold: float = setting(0.5, "first-error labels: the share of the last solvable prefix's MC "
+                                           "a step must keep")
+    loss: str = setting("soft", "soft (BCE on the target) or hard (target > 0)", choices=("soft", "hard"))
+    scheme: str = setting("mmprm", "input format: " + ", ".join(SCHEMES))
+    head: str = setting("token", "token ([+, -] logits) or value (a scalar head)", choices=("token", "value"))
+    lr: float = setting(2e-6, "peak learning rate")
+    epochs: float = setting(3.0, "passes over the data (unless max_steps)")
+    batch_size: int = setting(8, "examples per device per micro-batch")
+    grad_accum: int = setting(1, "micro-batches per optimizer step")
+    warmup_ratio: float = setting(0.03, "share of the steps spent warming up")
+    weight_decay: float = setting(0.05, "AdamW weight decay on matrices")
+    max_grad_norm: float = setting(1.0, "gradient clipping (0: off)")
+    max_steps: int | None = setting(None, "optimizer steps; overrides epochs")
+    max_length: int = setting(4096, "longer examples are dropped (and counted), never cut")
+    bucket: bool = setting(True, "length bucketing: batches of like length, less padding")
+    freeze_vision: bool = setting(True, "keep the vision tower frozen")
+    lora: bool = setting(False, "train LoRA adapters (needs peft)")
+    lora_r: int = setting(16, "LoRA rank")
+    lora_alpha: int = setting(32, "LoRA alpha")
+    gradient_checkpointing: bool = setting(False, "trade compute for memory")
+    eval_data: str | None = setting(None, "held-out paths.jsonl for step-level metrics")
+    eval_samples: str | None = setting(None, "or held-out samples.jsonl ...")
+    eval_problems: str | None = setting(None, "... with their problems.jsonl")
+    eval_every: int | None = setting(None, "steps between evaluations (the end is always evaluated)")
+    save_every: int = setting(200, "steps between resumable checkpoints")
+    log_every: int = setting(10, "steps between logged losses")
+    seed: int = setting(0, "seeds the batch plan and the head's initialisation")
+    num_threads: int | None = setting(1, "CPU threads (1 is fastest on shared cores)")
+    dedupe: bool = setting(True, "drop repeated (problem, steps, labels) paths")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # paths may be given as Path; the saved config holds text
+            if isinstance(getattr(self, f.name), Path):
+                setattr(self, f.name, str(getattr(self, f.name)))
+        get_scheme(self.scheme)
+        checks = {"labels": tuple(LABEL_SOURCES), "loss": ("soft", "hard"), "head": ("token", "value")}
+        for key, allowed in checks.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
+        if self.batch_size < 1 or self.grad_accum < 1 or self.save_every < 1:
+            raise ValueError("batch_size, grad_accum and save_every must be positive")
+
+    @classmethod
+    def from_recipe(cls, path: str | Path | None, **overrides) -> PRMTrainConfig:
+        """Defaults, then the recipe's `train:` section, then explicit overrides (None = unset)."""
+        return from_recipe(cls, path, "train", **overrides)
