@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mmprm.config import add_flags, config_from_args
 from mmprm.labels import LABEL_SOURCES
+from mmprm.limits import RecordLimits, set_limits
 from mmprm.policy.load import SPEC_HELP as POLICY_SPEC
 from mmprm.prm.schemes import SPEC_HELP as PRM_SPEC
 
@@ -148,9 +149,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from mmprm.prm.config import ScoreConfig
     from mmprm.prm.score import score_with
 
-    print(score_with(args.prm, args.data, args.samples, args.out, batch_size=args.batch_size,
+    print(score_with(args.prm, args.data, args.samples, args.out, config_from_args(ScoreConfig, args, "score"),
                      trust_remote_code=args.trust_remote_code), file=sys.stderr)
     return 0
 
@@ -180,6 +182,7 @@ def _stage(sub, name: str, help: str, func, config: type, *, inputs: dict[str, s
     p.add_argument("--recipe", help=f"YAML of settings (its `{section or name}:` section); flags override it"
                    + (f"; {example}" if example else ""))
     add_flags(p, config)
+    add_flags(p.add_argument_group("input limits (a record past one is rejected, named)"), RecordLimits)
     if grades:
         _add_grader_flags(p)
     p.set_defaults(func=func)
@@ -192,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mmprm.evaluate.report import EvaluateConfig
     from mmprm.generate import GenerateConfig
     from mmprm.policy.config import TrainConfig
-    from mmprm.prm.config import PRMTrainConfig
+    from mmprm.prm.config import PRMTrainConfig, ScoreConfig
     from mmprm.search.tree_search import SearchConfig
 
     parser = argparse.ArgumentParser(prog="mmprm", description="Process reward models for multimodal math.")
@@ -273,14 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     _stage(sub, "train", "train a PRM on annotated paths (or graded samples)", cmd_train, PRMTrainConfig,
            inputs={"--out": "the PRM folder"}, section="train", grades=False, example="e.g. recipes/prm-mmprm.yaml")
 
-    p = sub.add_parser("score", help="fill step_scores of graded samples with a PRM")
-    p.add_argument("--prm", required=True, help=PRM_SPEC)
-    p.add_argument("--data", required=True, help="problems.jsonl")
-    p.add_argument("--samples", required=True, help="samples.jsonl from generate")
-    p.add_argument("--out", required=True, help="scored.jsonl (appended; reruns skip done problems)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p = _stage(sub, "score", "fill step_scores of graded samples with a PRM", cmd_score, ScoreConfig,
+               inputs={"--prm": PRM_SPEC, "--data": "problems.jsonl", "--samples": "samples.jsonl from generate",
+                       "--out": "scored.jsonl (appended; reruns skip done problems)"}, grades=False)
     p.add_argument("--trust-remote-code", action="store_true", help="allow a published PRM's own code to run")
-    p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("demo", help="the whole pipeline on synthetic data with the tiny models")
     size = p.add_mutually_exclusive_group()
@@ -300,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "max_question_chars"):  # a pipeline command: the input limits of this process
+            set_limits(config_from_args(RecordLimits, args, "limits"))
         return args.func(args)
     except (ValueError, OSError) as e:  # RecordError, OutputError; missing or unwritable files
         print(f"mmprm: error: {e}", file=sys.stderr)

@@ -37,7 +37,12 @@ def from_recipe(cls: type[C], path: str | Path | None, section: str, **overrides
     values: dict = {}
     if path is not None:
         loaded = yaml.safe_load(Path(path).read_text()) or {}
-        settings = loaded.get(section, loaded)
+        if section in loaded:
+            settings = loaded[section] or {}
+        elif any(isinstance(v, dict) for v in loaded.values()):
+            settings = {}  # a recipe of sections, none of them this one
+        else:
+            settings = loaded  # a flat recipe of one section's settings
         unknown = set(settings) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"{path}: unknown {section} settings {sorted(unknown)}")

@@ -195,10 +195,15 @@ def resolve_image(ref: str, base_dir: str | Path) -> Path | bytes:
     Raises RecordError for a path that leaves `base_dir` (absolute or via
     `..`), a missing file, or a malformed data URI.
     """
+    from mmprm.limits import limits, over_limit
+
+    max_bytes = limits().max_image_bytes
     if ref.startswith("data:"):
         header, _, payload = ref.partition(",")
         if not header.endswith(";base64") or not payload:
             raise RecordError("image data URI must be base64 ('data:image/png;base64,...')")
+        if reason := over_limit("the image's size in bytes", len(payload) * 3 // 4, max_bytes, "max_image_bytes"):
+            raise RecordError(reason)
         try:
             return base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
@@ -211,6 +216,8 @@ def resolve_image(ref: str, base_dir: str | Path) -> Path | bytes:
         raise RecordError(f"image path {ref!r} escapes the data folder {base}")
     if not path.is_file():
         raise RecordError(f"image {ref!r} not found at {path}")
+    if reason := over_limit(f"image {ref!r}'s size in bytes", path.stat().st_size, max_bytes, "max_image_bytes"):
+        raise RecordError(reason)
     return path
 
 
@@ -226,9 +233,14 @@ def open_image(ref: str, base_dir: str | Path):
 
     from PIL import Image, UnidentifiedImageError
 
+    from mmprm.limits import limits, over_limit
+
     source = resolve_image(ref, base_dir)
     try:
-        img = Image.open(_io.BytesIO(source) if isinstance(source, bytes) else source)
+        img = Image.open(_io.BytesIO(source) if isinstance(source, bytes) else source)  # reads the header only
+        if reason := over_limit(f"image {ref[:60]!r}'s pixel count", img.width * img.height,
+                                limits().max_image_pixels, "max_image_pixels"):
+            raise RecordError(reason)
         img.load()
     except (UnidentifiedImageError, OSError) as e:
         raise RecordError(f"image {ref[:60]!r} cannot be read: {e}") from None

@@ -52,6 +52,27 @@ def _string_list(d: dict, key: str, *, required: bool) -> list[str] | None:
     return list(value)
 
 
+def _within_limits(question: str | None = None, images: list[str] | None = None,
+                   steps: list[str] | None = None) -> None:
+    """Raise RecordError naming the limit (mmprm.limits) a record goes past."""
+    from mmprm.limits import limits, over_limit
+
+    lim = limits()
+    reasons = []
+    if question is not None:
+        reasons.append(over_limit("the question's length", len(question), lim.max_question_chars,
+                                  "max_question_chars"))
+    if images is not None:
+        reasons.append(over_limit("the number of images", len(images), lim.max_images, "max_images"))
+    if steps is not None:
+        reasons.append(over_limit("the number of steps", len(steps), lim.max_solution_steps, "max_solution_steps"))
+        longest = max((len(s) for s in steps), default=0)
+        reasons.append(over_limit("the longest step's length", longest, lim.max_step_chars, "max_step_chars"))
+    reason = next((r for r in reasons if r), None)
+    if reason:
+        raise RecordError(reason)
+
+
 def _answer_text(d: dict, key: str = "answer") -> str:
     """Answers may arrive as numbers in third-party files; store them as text."""
     value = _require(d, key, (str, int, float), "the reference answer")
@@ -93,15 +114,18 @@ class Problem(_Record):
         question = _require(d, "question", str, "the question text")
         if not question.strip():
             raise RecordError("empty 'question'")
+        images = _string_list(d, "images", required=False) or []
+        _within_limits(question=question, images=images)
         return cls(
             id=str(pid),
             question=question,
             answer=_answer_text(d),
-            images=_string_list(d, "images", required=False) or [],
+            images=images,
             choices=_string_list(d, "choices", required=False),
             source=_optional(d, "source", str),
             meta=_optional(d, "meta", dict) or {},
         )
+
 
 @dataclass
 class Solution(_Record):
@@ -125,6 +149,7 @@ class Solution(_Record):
         if not isinstance(d, dict):
             raise RecordError(f"expected a JSON object, got {type(d).__name__}")
         steps = _string_list(d, "steps", required=True)
+        _within_limits(steps=steps)
         scores = _optional(d, "step_scores", list)
         if scores is not None:
             if len(scores) != len(steps):
@@ -178,13 +203,15 @@ class AnnotatedPath(_Record):
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v <= 1.0:
                 raise RecordError(f"'labels[{i}]' must be a number in [0, 1], got {v!r}")
         question = _require(d, "question", str, "the question text")
+        images = _string_list(d, "images", required=False) or []
+        _within_limits(question=question, images=images, steps=steps)
         return cls(
             id=str(_require(d, "id", (str, int), "the problem id")),
             question=question,
             steps=steps,
             labels=[float(v) for v in labels],
             answer=_answer_text(d) if d.get("answer") is not None else None,
-            images=_string_list(d, "images", required=False) or [],
+            images=images,
             choices=_string_list(d, "choices", required=False),
             source=_optional(d, "source", str),
             meta=_optional(d, "meta", dict) or {},

@@ -72,3 +72,16 @@ class PRMTrainConfig:
     def from_recipe(cls, path: str | Path | None, **overrides) -> PRMTrainConfig:
         """Defaults, then the recipe's `train:` section, then explicit overrides (None = unset)."""
         return from_recipe(cls, path, "train", **overrides)
+
+
+@dataclass
+class ScoreConfig:
+    """Settings of `mmprm score` (recipe section `score:`)."""
+
+    batch_size: int = setting(16, "candidates per forward batch")
+    problems_per_chunk: int = setting(8, "problems scored together (their candidates share batches)")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.problems_per_chunk < 1:
+            raise ValueError(f"batch_size and problems_per_chunk must be at least 1, got {self.batch_size} and "
+                             f"{self.problems_per_chunk}")

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from mmprm.io import Rejected, RejectLog, read_records
 from mmprm.output import OutputLayout, ResumableOutput, refuse_input_as_output
 from mmprm.prm.base import PRM
+from mmprm.prm.config import ScoreConfig
 from mmprm.prm.formats import Encoded, collate, encode
 from mmprm.prm.model import PRMModel, load_prm_model
 from mmprm.prm.schemes import Scheme
@@ -103,15 +104,15 @@ class ScoreSummary:
                 f"{self.missing_problems} not in the problems file) in {self.seconds:.1f} s -> {self.output}")
 
 
-def score_with(prm: str, problems_path: str | Path, samples_path: str | Path, out_path: str | Path, *,
-               batch_size: int = 16, trust_remote_code: bool = False) -> ScoreSummary:
+def score_with(prm: str, problems_path: str | Path, samples_path: str | Path, out_path: str | Path,
+               cfg: ScoreConfig, *, trust_remote_code: bool = False) -> ScoreSummary:
     """`mmprm score`: the PRM built from its spec (mmprm.prm.load), then `score_file`."""
     from mmprm.prm.load import load_prm
 
     refuse_input_as_output([out_path], [problems_path, samples_path])  # before a model is loaded
-    scorer = load_prm(prm, trust_remote_code=trust_remote_code, batch_size=batch_size)
+    scorer = load_prm(prm, trust_remote_code=trust_remote_code, batch_size=cfg.batch_size)
     try:
-        return score_file(scorer, problems_path, samples_path, out_path)
+        return score_file(scorer, problems_path, samples_path, out_path, batch_size=cfg.problems_per_chunk)
     finally:
         scorer.close()
 
