@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 
 def _mmprm(*args, cwd=None):
@@ -89,3 +90,28 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert sorted((r["problem_id"], r["meta"]["sample"]) for r in rows) == sorted(
         (f"p-{i}", k) for i in range(40) for k in range(2))
+
+
+def test_user_mistakes_name_the_path_and_never_reach_a_hub(tmp_path):
+    import shutil
+
+    _problems_file(tmp_path)
+    (tmp_path / "bad-prm").mkdir()
+    (tmp_path / "bad-prm" / "prm_config.json").write_text("{bad")
+    shutil.copytree(Path(__file__).resolve().parents[1] / "assets" / "tiny-policy-strong", tmp_path / "no-weights")
+    for weights in (tmp_path / "no-weights").glob("*.safetensors"):
+        weights.unlink()
+    (tmp_path / "a-file").write_text("")
+    runs = {("generate", "--policy", "hf:nowhere", "--data", "problems.jsonl", "--out", "s.jsonl"):
+            "nowhere is not a model folder (no config.json there)",
+            ("score", "--prm", "bad-prm", "--data", "problems.jsonl", "--samples", "problems.jsonl",
+             "--out", "x.jsonl"): "bad-prm/prm_config.json: invalid JSON",
+            ("score", "--prm", "likelihood:no-weights", "--data", "problems.jsonl", "--samples", "problems.jsonl",
+             "--out", "x.jsonl"): "no-weights has no weights",
+            ("annotate", "--policy", "sim:default", "--data", "problems.jsonl", "--out", "a-file"):
+            "a-file is a file; the output must be a folder",
+            ("generate", "--policy", "sim:default", "--data", "problems.jsonl", "--out", "a-file/s.jsonl"):
+            "cannot create the output folder a-file"}
+    for args, message in runs.items():
+        proc = _mmprm(*args, cwd=tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)

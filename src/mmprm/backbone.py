@@ -32,6 +32,8 @@ def load_backbone(path: str | Path, *, trust_remote_code: bool = False, dtype=No
 
     if not Path(path, "config.json").is_file():
         raise FileNotFoundError(f"{path} is not a model folder (no config.json there)")
+    if not any(Path(path).glob("*.safetensors")) and not any(Path(path).glob("pytorch_model*.bin")):
+        raise FileNotFoundError(f"{path} has no weights (no *.safetensors or pytorch_model*.bin)")
     path = str(path)
     remote = {"trust_remote_code": trust_remote_code}
     try:

@@ -80,6 +80,7 @@ def generate_file(policy: str, data: str | Path, out: str | Path, cfg: GenerateC
 
     print("generate config: " + json.dumps(asdict(cfg)), file=sys.stderr)
     refuse_input_as_output([out], [data])  # before a model is loaded
+    OutputLayout.file(out).ensure_folder()
     rejects = RejectLog(out, echo=lambda m: print(m, file=sys.stderr))
     problems = load_problems(data, rejects=rejects)[: cfg.limit]
     rejects.close()

@@ -60,6 +60,13 @@ class OutputLayout:
         return cls(path, path.with_name(stem + ".done.jsonl"), path.with_name(stem + ".config.json"),
                    path.with_name(stem + ".lock"))
 
+    def ensure_folder(self) -> None:
+        """Create the folder the output goes in, or say in one line why it cannot be."""
+        try:
+            self.records.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"cannot create the output folder {self.records.parent}: {e.strerror}") from None
+
     @classmethod
     def folder(cls, path: str | Path, records: str) -> OutputLayout:
         path = Path(path)
@@ -112,10 +119,7 @@ class ResumableOutput:
     def open(self, problem_ids: Iterable[str]) -> ResumableOutput:
         layout = self.layout
         refuse_input_as_output([layout.records, layout.ledger, layout.settings], self.inputs)
-        try:
-            layout.records.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise OutputError(f"cannot create the output folder {layout.records.parent}: {e.strerror}") from None
+        layout.ensure_folder()
         self._take_lock()
         try:
             self._check_existing()

@@ -70,6 +70,7 @@ def annotate_file(policy: str, data: str | Path, out_dir: str | Path, cfg: Annot
     from mmprm.policy.load import load_policy
 
     print("annotate config: " + json.dumps(asdict(cfg)), file=sys.stderr)
+    OutputLayout.folder(out_dir, "paths.jsonl")  # a file where the folder should be: say so before any work
     if ray:
         from mmprm.annotate.distributed import annotate_with_ray
 

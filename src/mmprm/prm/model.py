@@ -203,7 +203,10 @@ def load_prm_model(path: str | Path, *, trust_remote_code: bool = False, dtype=N
     path = Path(path)
     if not is_prm_folder(path):
         raise FileNotFoundError(f"{path} is not an mmprm PRM folder (no {PRM_CONFIG})")
-    spec = json.loads((path / PRM_CONFIG).read_text())
+    try:
+        spec = json.loads((path / PRM_CONFIG).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path / PRM_CONFIG}: invalid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
     backbone, processor = load_backbone(path, trust_remote_code=trust_remote_code, dtype=dtype)
     model = PRMModel(backbone, spec["readout"], spec.get("label_ids"))
     if spec["readout"] == "value":

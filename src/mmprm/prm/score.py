@@ -110,6 +110,7 @@ def score_with(prm: str, problems_path: str | Path, samples_path: str | Path, ou
     from mmprm.prm.load import load_prm
 
     refuse_input_as_output([out_path], [problems_path, samples_path])  # before a model is loaded
+    OutputLayout.file(out_path).ensure_folder()
     scorer = load_prm(prm, trust_remote_code=trust_remote_code, batch_size=cfg.batch_size)
     try:
         return score_file(scorer, problems_path, samples_path, out_path, batch_size=cfg.problems_per_chunk)

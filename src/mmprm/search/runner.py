@@ -61,6 +61,7 @@ def search_file(policy: str, prm: str, data: str | Path, out_dir: str | Path, cf
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1 problem, got {limit}")
     print("search config: " + json.dumps(asdict(cfg)), file=sys.stderr)
+    OutputLayout.folder(out_dir, "candidates.jsonl")  # a file where the folder should be: say so before any work
     rejects = RejectLog(Path(out_dir) / "problems.jsonl", echo=tqdm.write)  # DIR/problems.rejected.jsonl
     problems = load_problems(data, rejects=rejects)[:limit]
     rejects.close()
