@@ -19,6 +19,7 @@ from mmprm.config import setting
 from mmprm.grading import Grader
 from mmprm.output import OutputLayout, ResumableOutput, refuse_input_as_output
 from mmprm.policy.base import Policy, Request, SamplingParams
+from mmprm.seeds import problem_seed
 from mmprm.types import Problem, Solution
 
 
@@ -113,7 +114,7 @@ def generate(problems: list[Problem], policy: Policy, grader: Grader, out: str |
     with output, tqdm(total=len(todo), desc="generate", unit="prob", disable=not progress) as bar:
         for i in range(0, len(todo), batch_problems):
             chunk = todo[i : i + batch_problems]
-            results = policy.sample_batch([Request(p) for p in chunk], params)
+            results = policy.sample_batch([Request(p, seed=problem_seed(params.seed, p.id)) for p in chunk], params)
             for problem, conts in zip(chunk, results):
                 graded = [Solution(problem_id=problem.id, steps=c.steps, answer=c.answer,
                                    correct=grader.is_correct(problem, c.answer), prompt_tokens=c.prompt_tokens,

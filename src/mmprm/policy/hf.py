@@ -10,17 +10,20 @@ chat template's generation prompt, which works with any chat template.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from mmprm.backbone import is_multimodal, load_backbone, tokenizer_of
 from mmprm.grading.extract import extract_answer
 from mmprm.io import load_image
 from mmprm.policy.base import Continuation, Policy, Request, SamplingParams
 from mmprm.policy.prompt import build_messages, flatten_content
+from mmprm.seeds import derive_seed
 from mmprm.steps import parse_output
 
 
@@ -71,27 +74,31 @@ class HFPolicy(Policy):
 
     def sample_batch(self, requests: list[Request], params: SamplingParams) -> list[list[Continuation]]:
         batch = [build_messages(r.problem, r.prefix_steps) for r in requests]
-        outs = self.generate_messages(batch, params, continue_final_message=True)
+        seeds = [r.seed if r.seed is not None else params.seed for r in requests]
+        outs = self.generate_messages(batch, params, continue_final_message=True, seeds=seeds)
         return [[_continuation(g, r) for g in gens] for r, gens in zip(requests, outs)]
 
     # ---- lower level: chat messages and raw prompts -----------------------
 
     def generate_messages(
-        self, batch: list[list[dict]], params: SamplingParams, *, continue_final_message: bool
+        self, batch: list[list[dict]], params: SamplingParams, *, continue_final_message: bool,
+        seeds: list[int | None] | None = None,
     ) -> list[list[GeneratedText]]:
         """`params.n` completions of each conversation, in order.
 
         Messages follow `mmprm.policy.prompt` (image parts `{"type": "image",
         "image": REF}`, REF an absolute path or a data URI; OpenAI `image_url`
         parts are accepted too). With `continue_final_message`, a final
-        assistant message is continued rather than answered.
+        assistant message is continued rather than answered. `seeds` (one per
+        conversation; default `params.seed`) make each conversation's samples
+        reproducible whatever else is in the batch.
         """
         prompts, images = [], []
         for messages in batch:
             text, refs = self._render(messages, continue_final_message)
             prompts.append(text)
             images.append(refs)
-        return self._generate(prompts, images, params)
+        return self._generate(prompts, images, params, seeds)
 
     def generate_text(self, prompts: list[str], params: SamplingParams) -> list[list[GeneratedText]]:
         """`params.n` completions of each raw text prompt (no chat template), as /v1/completions does."""
@@ -115,43 +122,42 @@ class HFPolicy(Policy):
         template = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return template + partial, refs
 
-    def _generate(self, prompts: list[str], images: list[list[str]],
-                  params: SamplingParams) -> list[list[GeneratedText]]:
+    def _generate(self, prompts: list[str], images: list[list[str]], params: SamplingParams,
+                  seeds: list[int | None] | None = None) -> list[list[GeneratedText]]:
         _check(params)
         copies = 1 if params.temperature == 0 else params.n  # greedy samples are all the same
+        seeds = seeds or [params.seed] * len(prompts)
+        unseeded = random.SystemRandom()
+        row_seeds = {(i, k): derive_seed(seed, k) if seed is not None else unseeded.getrandbits(63)
+                     for i, seed in enumerate(seeds) for k in range(copies)}
         rows = [(i, k) for i in range(len(prompts)) for k in range(copies)]
         # Similar lengths share a batch: less padding to compute over.
         rows.sort(key=lambda r: len(prompts[r[0]]))
         opened: dict[str, Image.Image] = {}
         results: list[list[GeneratedText | None]] = [[None] * copies for _ in prompts]
-        rng_devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=rng_devices, enabled=params.seed is not None):
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
-            for start in range(0, len(rows), self.batch_size):
-                chunk = rows[start : start + self.batch_size]
-                texts = [prompts[i] for i, _ in chunk]
-                pics = [load_image(ref, opened) for i, _ in chunk for ref in images[i]]
-                for (i, k), gen in zip(chunk, self._run(texts, pics, params)):
-                    results[i][k] = gen
+        for start in range(0, len(rows), self.batch_size):
+            chunk = rows[start : start + self.batch_size]
+            texts = [prompts[i] for i, _ in chunk]
+            pics = [load_image(ref, opened) for i, _ in chunk for ref in images[i]]
+            for (i, k), gen in zip(chunk, self._run(texts, pics, params, [row_seeds[r] for r in chunk])):
+                results[i][k] = gen
         return [[gens[k % copies] for k in range(params.n)] for gens in results]
 
     @torch.inference_mode()
-    def _run(self, texts: list[str], pics: list[Image.Image], params: SamplingParams) -> list[GeneratedText]:
+    def _run(self, texts: list[str], pics: list[Image.Image], params: SamplingParams,
+             row_seeds: list[int]) -> list[GeneratedText]:
         kwargs = {"padding": True, "return_tensors": "pt", "add_special_tokens": False}
         if self.multimodal:
             inputs = self.processor(text=texts, images=pics or None, **kwargs)
         else:
             inputs = self.tokenizer(texts, **kwargs)
         inputs = inputs.to(self.device)
-        sampling = (
-            {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k}
-            if params.temperature > 0
-            else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        )
+        # Sampling is RowSampler's Gumbel-max over each row's own noise: the decoding itself is greedy.
+        processors = [RowSampler(row_seeds, params, self.device)] if params.temperature > 0 else []
         out = self.model.generate(
             **inputs,
-            **sampling,
+            do_sample=False, temperature=None, top_p=None, top_k=None,
+            logits_processor=LogitsProcessorList(processors),
             max_new_tokens=params.max_tokens,
             eos_token_id=self._eos,
             pad_token_id=self.tokenizer.pad_token_id,
@@ -173,6 +179,37 @@ class HFPolicy(Policy):
             return GeneratedText(text[:cut], prompt_tokens, len(tokens), "stop", stop)
         reason = "stop" if ended is not None else "length"
         return GeneratedText(text, prompt_tokens, len(tokens), reason)
+
+
+class RowSampler(LogitsProcessor):
+    """Temperature, top-k and top-p sampling with one random stream per row.
+
+    Each row adds Gumbel noise drawn from its own generator (seeded per
+    request and sample) to its filtered, tempered logits, and greedy decoding
+    takes the argmax: exactly a draw from the filtered distribution, and one
+    that depends on the row's seed alone, not on what else is in the batch,
+    so a resumed run samples what an uninterrupted one did.
+    """
+
+    def __init__(self, seeds: list[int], params: SamplingParams, device: torch.device):
+        self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+        self.temperature, self.top_k, self.top_p = params.temperature, params.top_k, params.top_p
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        logits = scores.float() / self.temperature
+        vocab = logits.shape[-1]
+        if 0 < self.top_k < vocab:
+            kth = torch.topk(logits, self.top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if self.top_p < 1.0:
+            ordered, index = logits.sort(dim=-1, descending=True)
+            probs = ordered.softmax(dim=-1)
+            before = probs.cumsum(dim=-1) - probs  # probability mass ranked above each token
+            drop = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, index, before >= self.top_p)
+            logits = logits.masked_fill(drop, float("-inf"))
+        uniform = torch.stack([torch.rand(vocab, generator=g, device=logits.device) for g in self.generators])
+        gumbel = -torch.log(-torch.log(uniform.clamp(1e-12, 1 - 1e-7)))
+        return logits + gumbel
 
 
 def _check(params: SamplingParams) -> None:

@@ -27,6 +27,7 @@ from mmprm.policy.base import Policy, Request, SamplingParams
 from mmprm.prm.base import PRM
 from mmprm.search.select import best_of_n, group_answers, vote
 from mmprm.search.tree_search import SearchConfig, SearchResult, step_search
+from mmprm.seeds import problem_seed
 from mmprm.types import Problem, Solution
 
 
@@ -37,7 +38,7 @@ def best_of_n_search(problems: list[Problem], policy: Policy, prm: PRM, cfg: Sea
 
     params = SamplingParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                             max_tokens=cfg.max_step_tokens * cfg.max_depth, seed=cfg.seed)
-    outputs = policy.sample_batch([Request(p) for p in problems], params)
+    outputs = policy.sample_batch([Request(p, seed=problem_seed(cfg.seed, p.id)) for p in problems], params)
     results = []
     scores = prm.score_many([(p, [c.steps for c in conts]) for p, conts in zip(problems, outputs)])
     for problem, conts, problem_scores in zip(problems, outputs, scores):
