@@ -19,10 +19,11 @@ import select
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 
-from mmprm.grading.extract import normalize_answer
+from mmprm.grading.extract import all_boxed, normalize_answer
 
 MAX_ANSWER_CHARS = 2000  # longer "answers" are never a final answer; refuse them fast
 WORKER_START_TIMEOUT = 120.0
@@ -101,10 +102,10 @@ class _Worker:
         line = self.proc.stdout.readline()
         return json.loads(line) if line else None
 
-    def check(self, gold: str, pred: str, timeout: float) -> dict | None:
+    def check(self, gold: str, pred: str, timeout: float, *, pred_as_text: bool = False) -> dict | None:
         """The worker's reply, or None if it timed out or died (then it is dead)."""
         try:
-            self.proc.stdin.write(json.dumps({"gold": gold, "pred": pred}) + "\n")
+            self.proc.stdin.write(json.dumps({"gold": gold, "pred": pred, "pred_as_text": pred_as_text}) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             self.kill()
@@ -151,9 +152,9 @@ class VerifierPool:
             self._all.append(worker)
         return worker
 
-    def check(self, gold: str, pred: str, timeout: float) -> Equivalence:
+    def check(self, gold: str, pred: str, timeout: float, *, pred_as_text: bool = False) -> Equivalence:
         worker = self._take()
-        reply = worker.check(gold, pred, timeout)
+        reply = worker.check(gold, pred, timeout, pred_as_text=pred_as_text)
         if reply is None:
             return Equivalence(False, False, f"timed out after {timeout:g} s")
         self._idle.put(worker)
@@ -185,13 +186,50 @@ def _pool() -> VerifierPool:
 
 def equivalent(gold: str, pred: str | None, *, timeout: float = 5.0) -> Equivalence:
     """Is `pred` mathematically equal to `gold`? Gold is parsed first, as
-    math-verify expects; anything that fails or times out is "not equal"."""
+    math-verify expects; anything that fails or times out is "not equal".
+
+    A "not equal" is checked again with the readings math-verify alone would
+    also find, so the rules never do worse than it: decimal commas where the
+    gold writes one ("1,22"), several boxed answers read as one list, and the
+    prediction as free text left to math-verify's own extraction (an answer
+    stated in a sentence)."""
     if pred is None:
         return Equivalence(False, False, "no answer")
     quick = quick_equivalence(gold, pred)
-    if quick is not None:
+    if quick is not None and (quick.equal or not _decimal_comma(gold)):
         return quick
+    if len(normalize_answer(gold)) > MAX_ANSWER_CHARS or len(pred) > 4 * MAX_ANSWER_CHARS:
+        return Equivalence(False, False, f"answer longer than {MAX_ANSWER_CHARS} characters")
+    deadline = time.monotonic() + timeout  # one budget for all readings: the timeout holds per answer
     result = _pool().check(normalize_answer(gold), normalize_answer(pred), timeout)
+    for reading, (g, p, raw) in _other_readings(gold, pred).items():
+        left = deadline - time.monotonic()
+        if result.equal or left <= 0:
+            break
+        again = _pool().check(g, p, left, pred_as_text=raw)
+        if again.equal:
+            return Equivalence(True, True, f"math-verify ({reading})")
     if not result.equal and result.parsed and (is_wordy(gold) or is_wordy(pred)):
         return Equivalence(False, False, "answer in words")
     return result
+
+
+_DECIMAL_COMMA = re.compile(r"-?\d+,(?:\d{1,2}|\d{4,})")
+
+
+def _decimal_comma(text: str) -> bool:
+    """'1,22' or '3,14159': a comma that cannot be a thousands separator."""
+    return bool(_DECIMAL_COMMA.fullmatch(normalize_answer(text)))
+
+
+def _other_readings(gold: str, pred: str) -> dict[str, tuple[str, str, bool]]:
+    """(gold, prediction, prediction is free text) for each second reading that applies."""
+    out: dict[str, tuple[str, str, bool]] = {}
+    g = normalize_answer(gold)
+    if _decimal_comma(gold):
+        out["decimal comma"] = (g.replace(",", "."), normalize_answer(pred).replace(",", "."), False)
+    boxed = all_boxed(pred)
+    if len(boxed) > 1:
+        out["several boxed answers"] = (g, ", ".join(normalize_answer(b) for b in boxed), False)
+    out["answer in the text"] = (g, pred, True)
+    return out

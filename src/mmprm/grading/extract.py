@@ -20,6 +20,15 @@ _LETTER = re.compile(r"^\(?\s*([A-Z])\s*\)?[.:]?$")
 _THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3})((?:(?:\{,\}|,)\d{3})+)(?![\d])")
 
 
+def all_boxed(text: str) -> list[str]:
+    """Contents of every `\\boxed{...}` / `\\fbox{...}`, in order (several for a multi-part answer)."""
+    out, end = [], len(text)
+    while (found := last_boxed(text[:end])) is not None:
+        out.append(found)
+        end = max(text.rfind("\\boxed", 0, end), text.rfind("\\fbox", 0, end))
+    return out[::-1]
+
+
 def last_boxed(text: str) -> str | None:
     """Content of the last `\\boxed{...}` or `\\fbox{...}`, braces balanced."""
     start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))

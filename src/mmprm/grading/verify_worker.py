@@ -29,13 +29,15 @@ def main() -> None:
     import logging
 
     logging.disable(logging.CRITICAL)
-    from math_verify import verify
+    from math_verify import parse, verify
 
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         req = json.loads(line)
         try:
-            gold, pred = _parse(req["gold"]), _parse(req["pred"])
+            gold = _parse(req["gold"])
+            # free text: math-verify's own extraction finds the answer in a sentence
+            pred = parse(req["pred"], parsing_timeout=None) if req.get("pred_as_text") else _parse(req["pred"])
             equal = bool(gold and pred and verify(gold, pred, timeout_seconds=None))
             reply = {"equal": equal, "gold_parsed": bool(gold), "pred_parsed": bool(pred)}
         except Exception as e:  # noqa: BLE001 - any failure of the checker means "not equal"
