@@ -88,7 +88,7 @@ def load_records(path: str | Path, parse: Callable[[Any], T], *, strict: bool = 
 
 def rejected_path(output: str | Path) -> Path:
     output = Path(output)
-    return output.with_name(output.name.removesuffix(".jsonl") + ".rejected.jsonl")
+    return output.with_name(output.name.removesuffix(".jsonl").removesuffix(".json") + ".rejected.jsonl")
 
 
 class JsonlAppender:

@@ -28,6 +28,19 @@ def _field(raw: dict, *names: str) -> Any:
     raise RecordError(f"missing field '{names[0]}'")
 
 
+def _answer(raw: dict, *names: str) -> str:
+    """A reference answer as text: a number as written, a list of parts joined by ", "
+    (a multi-part answer), never the Python text of a list or an object."""
+    value = _field(raw, *names)
+    parts = value if isinstance(value, list) else [value]
+    if not parts or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in parts):
+        raise RecordError(f"field '{names[0]}' must be text, a number or a list of them, got {value!r:.60}")
+    text = ", ".join(str(v).strip() for v in parts)
+    if not text.strip(", "):
+        raise RecordError(f"empty '{names[0]}'")
+    return text
+
+
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM")
 
 
@@ -71,7 +84,7 @@ def mathvision(raw: dict) -> Problem:
     return Problem(
         id=str(_field(raw, "id")),
         question=_field(raw, "question"),
-        answer=str(_field(raw, "answer")).strip(),
+        answer=_answer(raw, "answer"),
         images=[_image_ref(_field(raw, "image"), "field 'image'")],
         choices=[str(o) for o in options] if options else None,
         source="mathvision",
@@ -86,7 +99,7 @@ def mathvista(raw: dict) -> Problem:
     return Problem(
         id=str(_field(raw, "pid", "id")),
         question=_field(raw, "question"),
-        answer=str(_field(raw, "answer")).strip(),
+        answer=_answer(raw, "answer"),
         images=[_image_ref(_field(raw, "image"), "field 'image'")],
         choices=[str(c) for c in choices] if choices else None,
         source="mathvista",
@@ -103,7 +116,7 @@ def mathverse(raw: dict) -> Problem:
     return Problem(
         id=str(_field(raw, "sample_index", "id")),
         question=question,
-        answer=str(_field(raw, "answer")).strip(),
+        answer=_answer(raw, "answer"),
         images=images,
         choices=choices if raw.get("question_type", "multi-choice") == "multi-choice" else None,
         source="mathverse",
@@ -144,7 +157,7 @@ def dynamath(raw: dict) -> Problem:
     return Problem(
         id=str(_field(raw, "id", "qid")),
         question=question if multiple else _field(raw, "question"),
-        answer=str(_field(raw, "answer", "ground_truth")).strip(),
+        answer=_answer(raw, "answer", "ground_truth"),
         images=[_image_ref(_field(raw, "image"), "field 'image'")],
         choices=choices if multiple else None,
         source="dynamath",
@@ -159,7 +172,7 @@ def mmk12(raw: dict) -> Problem:
     return Problem(
         id=str(_field(raw, "id")),
         question=_field(raw, "question"),
-        answer=str(_field(raw, "correct_answer", "answer")).strip(),
+        answer=_answer(raw, "correct_answer", "answer"),
         images=[_image_ref(image, "field 'image_path'")] if image else [],
         source="mm-k12",
     )

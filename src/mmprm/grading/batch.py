@@ -19,6 +19,10 @@ def _pair(obj: object) -> tuple[str, str | None, list[str] | None]:
     gold = obj.get("gold")
     if gold is None or not str(gold).strip():
         raise ValueError("missing or empty 'gold'")
+    for key in ("gold", "pred"):
+        value = obj.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
+            raise ValueError(f"'{key}' must be text or a number, got {type(value).__name__}")
     pred = obj.get("pred")
     choices = obj.get("choices")
     if choices is not None and not (isinstance(choices, list) and all(isinstance(c, str) for c in choices)):

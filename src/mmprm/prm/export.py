@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 from mmprm.annotate.tree import filter_paths
-from mmprm.io import load_records, write_jsonl
+from mmprm.io import Rejected, RejectLog, absolute_images, read_records, write_jsonl
 from mmprm.output import refuse_input_as_output
 from mmprm.policy.prompt import question_text
 from mmprm.prm.formats import mm_prm_text
-from mmprm.types import AnnotatedPath
+from mmprm.types import AnnotatedPath, RecordError
 
 FORMATS = ("annotated", "stepwise", "internvl")
 
@@ -64,12 +65,13 @@ def relabel(path: AnnotatedPath, source: str, targets: list[float | None]) -> An
 def export_paths(paths_file: str | Path, out: str | Path, fmt: str, *, balance: bool = False,
                  seed: int = 0, labels: str = "mc", **label_options) -> int:
     """Write `paths_file` in format `fmt` to `out`, labelled by the label source `labels`
-    (mmprm.labels; "mc" keeps the annotated MC values); returns the number written."""
+    (mmprm.labels; "mc" keeps the annotated MC values); returns the number written.
+    Bad lines and paths whose images are missing go to `<out>.rejected.jsonl`."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     paths_file, out = Path(paths_file), Path(out)
     refuse_input_as_output([out], [paths_file])
-    paths = load_records(paths_file, AnnotatedPath.from_dict)
+    paths = _readable_paths(paths_file, out)
     if labels != "mc":
         from mmprm.labels import label_paths
 
@@ -87,3 +89,21 @@ def export_paths(paths_file: str | Path, out: str | Path, fmt: str, *, balance: 
     else:
         rows = [to_internvl(p, i) for i, p in enumerate(paths)]
     return write_jsonl(out, rows)
+
+
+def _readable_paths(paths_file: Path, out: Path) -> list[AnnotatedPath]:
+    """The paths of the file that parse and whose images exist; the others rejected, named."""
+    rejects = RejectLog(out, echo=lambda m: print(m, file=sys.stderr))
+    paths = []
+    for lineno, rec in read_records(paths_file, AnnotatedPath.from_dict):
+        if not isinstance(rec, Rejected):
+            try:
+                absolute_images(rec.images, paths_file.parent)
+            except RecordError as e:
+                rec = Rejected(str(paths_file), lineno, str(e))
+        if isinstance(rec, Rejected):
+            rejects.add(rec)
+        else:
+            paths.append(rec)
+    rejects.close()
+    return paths
