@@ -115,3 +115,40 @@ def test_user_mistakes_name_the_path_and_never_reach_a_hub(tmp_path):
     for args, message in runs.items():
         proc = _mmprm(*args, cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+
+
+def test_more_nonsense_is_refused_or_rejected_not_written(tmp_path):
+    (tmp_path / "scored.jsonl").write_text(json.dumps({"problem_id": "a", "steps": ["x"], "answer": "1",
+                                                       "correct": True, "step_scores": [0.5]}) + "\n")
+    proc = _mmprm("evaluate", "--scored", "scored.jsonl", "--out", "r", "--subsets", "0", cwd=tmp_path)
+    assert proc.returncode == 2 and "subsets >= 1" in proc.stderr and not (tmp_path / "r" / "report.json").exists()
+    (tmp_path / "empty.jsonl").write_text("")
+    proc = _mmprm("evaluate-steps", "--prm", "x", "--data", "empty.jsonl", "--out", "steps.json", cwd=tmp_path)
+    assert proc.returncode == 2 and "no usable cases" in proc.stderr and not (tmp_path / "steps.json").exists()
+    from PIL import Image
+
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    rows = [{"id": "1", "question": "q", "options": [], "answer": ["8", "9"], "image": "a.png"},
+            {"id": "2", "question": "q", "options": [], "answer": {"v": 8}, "image": "a.png"}]
+    (tmp_path / "mv.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    proc = _mmprm("data", "convert", "--from", "mathvision", "mv.jsonl", "--out", "mv-out.jsonl", cwd=tmp_path)
+    converted = [json.loads(x) for x in (tmp_path / "mv-out.jsonl").read_text().splitlines()]
+    assert [c["answer"] for c in converted] == ["8, 9"]  # a multi-part answer, not the text "['8', '9']"
+    assert "must be text, a number or a list of them" in (tmp_path / "mv-out.rejected.jsonl").read_text()
+
+
+def test_a_second_run_into_the_same_output_is_stopped_while_the_first_writes(tmp_path):
+    import time
+
+    _problems_file(tmp_path, n=30)
+    args = [sys.executable, "-m", "mmprm.cli", "annotate", "--policy", "sim:delay=0.05", "--data", "problems.jsonl",
+            "--out", "ann", "--k", "2", "--max-searches", "2", "--rollout-budget", "8", "--inflight", "1"]
+    first = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (tmp_path / "ann" / "done.jsonl").exists():
+        time.sleep(0.05)
+    second = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    first.wait(timeout=300)
+    assert second.returncode == 2 and f"is being written by process {first.pid}" in second.stderr
+    done = [json.loads(x)["id"] for x in (tmp_path / "ann" / "done.jsonl").read_text().splitlines()]
+    assert first.returncode == 0 and sorted(done) == sorted(f"p-{i}" for i in range(30))
