@@ -115,3 +115,37 @@ def test_rejections_are_written_once_per_run(tmp_path):
         load_problems(data, rejects=rejects)
         rejects.close()
     assert len((tmp_path / "out.rejected.jsonl").read_text().splitlines()) == 1
+
+
+class _SlipCounter:
+    """A scripted PRM: a step scores 0.1 when it is a simulated slip, else 0.9."""
+
+    name = "slip-counter"
+    bounded = True
+
+    def score_many(self, items):
+        return [[[0.1 if "slip" in s else 0.9 for s in steps] for steps in cands] for _, cands in items]
+
+    def close(self):
+        pass
+
+
+def test_search_resumes_only_under_its_settings_and_survives_a_torn_ledger(tmp_path):
+    from mmprm.search.runner import run_search
+    from mmprm.search.tree_search import SearchConfig
+
+    problems = _problems(range(4))
+    policy = SimulatedPolicy(steps=3, error=0.3)
+    cfg = SearchConfig(method="beam", n=4, width=2, max_depth=6)
+    whole = run_search(problems, policy, _SlipCounter(), RuleGrader(), cfg, tmp_path / "whole", progress=False)
+    out = tmp_path / "resumed"
+    run_search(problems[:2], policy, _SlipCounter(), RuleGrader(), cfg, out, progress=False)
+    with open(out / "done.jsonl", "a") as f:
+        f.write('{"id": "p-2", "tok')  # a kill while the ledger line was being written
+    with pytest.raises(OutputError, match=r"search.width: 2 -> 1"):
+        run_search(problems, policy, _SlipCounter(), RuleGrader(), SearchConfig(method="beam", n=4, width=1),
+                   out, progress=False)
+    resumed = run_search(problems, policy, _SlipCounter(), RuleGrader(), cfg, out, progress=False)
+    assert resumed["accuracy"] == whole["accuracy"] and resumed["problems"] == 4
+    assert sorted(_lines(out / "candidates.jsonl"), key=json.dumps) == \
+        sorted(_lines(tmp_path / "whole" / "candidates.jsonl"), key=json.dumps)
