@@ -20,7 +20,7 @@ WEAK = str(ROOT / "assets" / "tiny-policy-weak")
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     d = tmp_path_factory.mktemp("resume")
-    generate_synthetic(10, 5, d / "data", split="test", families=["bartotal"], min_steps=3, max_steps=3)
+    generate_synthetic(6, 5, d / "data", split="test", families=["bartotal"], min_steps=3, max_steps=3)
     return d, f"likelihood:{ROOT / 'assets' / 'tiny-policy-strong'}"  # the scorer of score and search
 
 
@@ -35,7 +35,7 @@ def _command(kind: str, data: Path, out: Path, prm: str) -> list[str]:
                 "--rollout-budget", "24", "--paths", "rollouts", "--max-tokens", "96", "--inflight", "3"]
     if kind == "score":
         return ["score", "--prm", prm, "--data", problems, "--samples", str(data.parent / "samples-ref.jsonl"),
-                "--out", str(out), "--problems-per-chunk", "2"]
+                "--out", str(out), "--problems-per-chunk", "1"]
     return ["search", "--method", "beam", "--policy", f"hf:{WEAK}", "--prm", prm, *common, "--n", "4",
             "--width", "2", "--max-depth", "6", "--max-step-tokens", "32", "--temperature", "1.0"]
 
@@ -82,9 +82,13 @@ def test_a_killed_or_interrupted_run_resumes_to_the_uninterrupted_output(work, k
         _run(_command("generate", d / "data", d / "samples-ref.jsonl", prm))
     reference = d / f"{kind}-ref" / ("out.jsonl" if kind in ("generate", "score") else "")
     _run(_command(kind, d / "data", reference, prm))
-    points = [("early-kill", 0, signal.SIGKILL), ("mid-int", 3, signal.SIGINT)]
-    if kind == "annotate":  # also between problems late in the run, where several are in flight
-        points.append(("late-kill", 6, signal.SIGKILL))
+    points = {  # (name, ledger lines to wait for, signal): annotate, the longest job, at three points
+        "generate": [("early-kill", 0, signal.SIGKILL), ("mid-int", 2, signal.SIGINT)],
+        "annotate": [("early-kill", 0, signal.SIGKILL), ("mid-int", 2, signal.SIGINT),
+                     ("late-kill", 4, signal.SIGKILL)],
+        "score": [("mid-kill", 1, signal.SIGKILL)],
+        "search": [("early-int", 0, signal.SIGINT)],  # its one chunk of problems is written at once
+    }[kind]
     for name, at_lines, sig in points:
         out = d / f"{kind}-{name}" / ("out.jsonl" if kind in ("generate", "score") else "")
         args = _command(kind, d / "data", out, prm)
@@ -92,4 +96,4 @@ def test_a_killed_or_interrupted_run_resumes_to_the_uninterrupted_output(work, k
         _run(args)
         assert _records(kind, out) == _records(kind, reference), (kind, name)
     done = [json.loads(x)["id"] for x in _ledger(kind, reference).read_text().splitlines()]
-    assert len(done) == len(set(done)) == 10
+    assert len(done) == len(set(done)) == 6
