@@ -103,3 +103,32 @@ def test_evaluate_file_writes_the_report(tmp_path):
     assert "| majority |" in md and "Ties are split evenly" in md
     png = (tmp_path / "out" / "accuracy.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_paired_comparison_sees_a_difference_that_separate_intervals_hide():
+    from mmprm.evaluate.report import _bootstrap, paired_difference
+
+    rng = np.random.default_rng(0)
+    b = (rng.random(200) < 0.5).astype(float)
+    a = b.copy()
+    a[np.flatnonzero(b == 0)[:10]] = 1.0  # method a fixes 10 of b's misses and breaks nothing
+    lo_a, _ = _bootstrap(a, np.random.default_rng(1), 1000)
+    _, hi_b = _bootstrap(b, np.random.default_rng(2), 1000)
+    assert lo_a < hi_b  # the two separate intervals overlap ...
+    paired = paired_difference(list(a), list(b), seed=3)
+    assert paired["difference"] == pytest.approx(0.05) and paired["interval"][0] > 0  # ... the paired one does not
+    assert paired["verdict"] == "beats"
+    assert paired_difference(list(b), list(a), seed=3)["verdict"] == "loses to"
+    assert paired_difference(list(b), list(b))["verdict"] == "no difference shown against"
+    with pytest.raises(ValueError, match="same problems"):
+        paired_difference([1.0], [1.0, 0.0])
+
+
+def test_the_report_compares_each_prm_method_with_majority_over_the_same_problems():
+    pools = build_pools(FIXTURE, RuleGrader())
+    report = evaluate_pools(pools, [1, 2], subsets_per_n=50, bootstrap=200)
+    pairs = {(c["a"], c["b"]) for c in report["comparisons"]}
+    assert ("bon_min", "majority") in pairs and ("majority", "random") in pairs
+    c = next(c for c in report["comparisons"] if (c["a"], c["b"]) == ("bon_min", "majority"))
+    assert c["n"] == 2
+    assert c["difference"] == pytest.approx(report["methods"]["bon_min"]["2"] - report["methods"]["majority"]["2"])

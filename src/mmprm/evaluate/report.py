@@ -106,7 +106,31 @@ def evaluate_pools(pools: list[Pool], n_values: list[int], *, bounded: bool | No
     for m in methods:
         report["methods"][m] = {str(n): float(np.mean(v)) for n, v in per[m].items() if v}
         report["intervals"][m] = {str(n): _bootstrap(np.array(v), rng, bootstrap) for n, v in per[m].items() if v}
+    report["per_problem"] = {m: {str(n): v for n, v in per[m].items() if v} for m in methods}
+    largest = str(max((n for n in n_values if per["random"][n]), default=max(n_values)))
+    pairs = [(m, "majority") for m in methods if m.startswith(("bon_", "weighted_"))] + [("majority", "random")]
+    report["comparisons"] = [compare(report, a, b, largest, draws=bootstrap, seed=seed) for a, b in pairs]
     return report
+
+
+def paired_difference(a: list[float], b: list[float], *, draws: int = 1000, seed: int = 0) -> dict:
+    """Mean of a − b over the same problems, with a paired bootstrap 95% interval (the
+    problems resampled together): the only honest basis for "A beats B"."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"a paired comparison needs the same problems on both sides, got {len(a)} and {len(b)}")
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    low, high = _bootstrap(diff, np.random.default_rng(seed), draws)
+    verdict = "beats" if low > 0 else "loses to" if high < 0 else "no difference shown against"
+    return {"difference": float(diff.mean()), "interval": [low, high], "verdict": verdict}
+
+
+def compare(report: dict, a: str, b: str, n: str, *, draws: int = 1000, seed: int = 0) -> dict:
+    """Method `a` against method `b` at N=`n`, over the report's per-problem accuracies."""
+    per = report["per_problem"]
+    for m in (a, b):
+        if m not in per or n not in per[m]:
+            raise ValueError(f"no per-problem accuracy of {m!r} at N={n}; methods: {', '.join(per)}")
+    return {"a": a, "b": b, "n": int(n), **paired_difference(per[a][n], per[b][n], draws=draws, seed=seed)}
 
 
 def load_solutions(scored: str | Path, rejects: RejectLog | None = None) -> list[Solution]:
@@ -164,6 +188,12 @@ def write_report(report: dict, out_dir: Path, *, title: str) -> None:
     plot_accuracy(report, out_dir / "accuracy.png", title=title)
 
 
+def comparison_lines(comparisons: list[dict]) -> list[str]:
+    """One line a comparison: "A beats B at N=8: +8.4 points [3.1, 13.9]" (paired bootstrap, 95%)."""
+    return [f"- {c['a']} {c['verdict']} {c['b']} at N={c['n']}: {100 * c['difference']:+.1f} points "
+            f"[{100 * c['interval'][0]:+.1f}, {100 * c['interval'][1]:+.1f}]" for c in comparisons]
+
+
 def markdown(report: dict, title: str) -> str:
     ns = sorted({int(n) for m in report["methods"].values() for n in m})
     lines = [f"# {title}", "", f"{report['counts']['problems']} problems, "
@@ -178,5 +208,9 @@ def markdown(report: dict, title: str) -> str:
             else:
                 cells.append("–")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    if report.get("comparisons"):
+        lines += ["", "Paired comparisons (the same problems and subsets on both sides; difference in accuracy, "
+                  "95% paired bootstrap interval; a method beats another only where the interval excludes 0):", "",
+                  *comparison_lines(report["comparisons"])]
     lines += ["", *[f"- {note}" for note in report["notes"]], ""]
     return "\n".join(lines)
