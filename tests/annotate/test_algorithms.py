@@ -165,3 +165,33 @@ def test_recipe_overrides(tmp_path):
     (tmp_path / "bad.yaml").write_text("annotate:\n  kk: 3\n")
     with pytest.raises(ValueError, match="unknown annotate settings"):
         AnnotateConfig.from_recipe(tmp_path / "bad.yaml")
+
+
+class _Scripted:
+    """Two root solutions, a b c (right) and x y z (wrong); every rollout below "a" is right,
+    below "x" wrong, but below "x y" a lucky rollout reaches the right answer."""
+
+    def sample_batch(self, requests, params):
+        from mmprm.policy.base import Continuation
+
+        def cont(steps, answer):
+            return Continuation("", steps, answer, True, 4, 4)
+
+        out = []
+        for r in requests:
+            prefix = r.prefix_steps
+            if not prefix:
+                out.append([cont(["a", "b", "c"], "40"), cont(["x", "y", "z"], "41")][: params.n])
+            else:
+                answer = "40" if prefix[0] == "a" or prefix == ["x", "y"] else "41"
+                out.append([cont(["rest"], answer) for _ in range(params.n)])
+        return out
+
+
+def test_per_step_mc_spends_nothing_after_the_first_zero_and_labels_by_hand():
+    k = 5
+    tree, paths = drive(per_step_mc(PROBLEM, GRADER, AnnotateConfig(method="mc", k=k, num_solutions=2)), _Scripted())
+    labels = {tuple(p.steps): p.labels for p in paths}
+    assert labels == {("a", "b", "c"): [1.0, 1.0, 1.0], ("x", "y", "z"): [0.0, 0.0, 0.0]}
+    # the root's 2 solutions, then k rollouts for "a" and "a b", k for "x", and none for "x y" after its zero
+    assert tree.rollouts == 2 + 3 * k

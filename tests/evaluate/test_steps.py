@@ -56,3 +56,33 @@ def test_processbench_real_file(shared_data):
     weak = evaluate_steps(LengthPRM(), cases, threshold=0.6, progress=False)
     assert weak["evaluated"] == 400 and weak["threshold_source"] == "given"
     assert 0.0 <= weak["f1"] < 0.9
+
+
+def test_f1_is_reported_on_the_held_out_half_not_the_calibration_half():
+    """A scorer that is right on half the cases and backwards on the others: whichever half
+    calibrates, the reported F1 must come from the other and differ from the calibration F1."""
+    from mmprm.types import AnnotatedPath
+
+    cases = [AnnotatedPath(f"c{i}", "q", ["s1", "s2"], [1.0, 0.0] if i % 2 else [1.0, 1.0], answer="1")
+             for i in range(40)]
+
+    class HalfRight(PRM):
+        def score_many(self, items):
+            out = []
+            for problem, _ in items:
+                case = next(c for c in cases if c.id == problem.id)
+                right = [1.0 if v > 0 else 0.0 for v in case.labels]
+                out.append([right if int(problem.id[1:]) < 20 else [1.0 - v for v in right]])
+            return out
+
+    full = evaluate_steps(HalfRight(), cases, threshold=0.5)
+    report = evaluate_steps(HalfRight(), cases, seed=0)
+    assert report["evaluated"] < len(cases) and report["threshold_source"].startswith("chosen")
+    from mmprm.seeds import derive_seed  # the documented split: a case calibrates when its seed lands in the first half
+
+    held_ids = [c for c in cases if derive_seed(0, c.id) % 1000 >= 500]
+    scores = HalfRight().score_many([(c.problem(), [c.steps]) for c in held_ids])
+    by_hand = processbench_metrics([predict_first_error(s[0], report["threshold"]) for s in scores],
+                   [first_error_of(c) for c in held_ids])["f1"]
+    assert report["f1"] == pytest.approx(by_hand) and report["evaluated"] == len(held_ids)
+    assert full["evaluated"] == 40

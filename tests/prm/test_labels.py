@@ -124,6 +124,7 @@ def test_the_training_path_reads_ground_truth_only_in_the_oracle():
 def test_prefix_labels_chain_local_verdicts():
     assert prefix_from_local([1.0, 1.0, 0.0, 1.0]) == [1.0, 1.0, 0.0, 0.0]
     assert prefix_from_local([1.0, None, 1.0, 0.0, 1.0]) == [1.0, None, None, 0.0, 0.0]
+    assert prefix_from_local([1.0, 0.0, None, 1.0]) == [1.0, 0.0, 0.0, 0.0]  # after a wrong step nothing is unknown
 
 
 def test_annotated_paths_give_mc_or_oracle_labels(synth):
