@@ -132,3 +132,36 @@ def test_the_report_compares_each_prm_method_with_majority_over_the_same_problem
     c = next(c for c in report["comparisons"] if (c["a"], c["b"]) == ("bon_min", "majority"))
     assert c["n"] == 2
     assert c["difference"] == pytest.approx(report["methods"]["bon_min"]["2"] - report["methods"]["majority"]["2"])
+
+
+def test_selection_below_the_pool_size_matches_brute_force_over_every_subset():
+    """Expected values by enumerating every N-subset, independent of the code under test."""
+    from itertools import combinations
+
+    correct = [True, False, False, True, False, False]
+    answers = ["7", "8", "8", "7", "9", "8"]
+    scores = [[0.9], [0.95], [0.2], [0.4], [0.1], [0.3]]  # the top-scored candidate is wrong
+    pools = build_pools([sol("P", a, c, s) for a, c, s in zip(answers, correct, scores)], RuleGrader())
+    report = evaluate_pools(pools, [1, 2, 3, 6], subsets_per_n=20000, bootstrap=50, seed=1)
+
+    def brute(n, pick):
+        subs = list(combinations(range(6), n))
+        return sum(pick(s) for s in subs) / len(subs)
+
+    def best(s):
+        return float(correct[max(s, key=lambda i: scores[i][0])])
+
+    def majority(s):
+        counts = {}
+        for i in s:
+            counts[answers[i]] = counts.get(answers[i], 0) + 1
+        top = max(counts.values())
+        winners = [a for a, c in counts.items() if c == top]
+        return sum(a == "7" for a in winners) / len(winners)  # ties split evenly
+
+    for n in (1, 2, 3):
+        m = report["methods"]
+        assert m["random"][str(n)] == pytest.approx(brute(n, lambda s: sum(correct[i] for i in s) / len(s)), abs=0.01)
+        assert m["bon_max"][str(n)] == pytest.approx(brute(n, best), abs=0.01)
+        assert m["majority"][str(n)] == pytest.approx(brute(n, majority), abs=0.01)
+        assert m["pass@k"][str(n)] == pytest.approx(brute(n, lambda s: float(any(correct[i] for i in s))))
