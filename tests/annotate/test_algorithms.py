@@ -180,8 +180,9 @@ class _Scripted:
         out = []
         for r in requests:
             prefix = r.prefix_steps
-            if not prefix:
-                out.append([cont(["a", "b", "c"], "40"), cont(["x", "y", "z"], "41")][: params.n])
+            if not prefix:  # the right solution twice: it must be annotated once
+                out.append([cont(["a", "b", "c"], "40"), cont(["x", "y", "z"], "41"),
+                            cont(["a", "b", "c"], "40")][: params.n])
             else:
                 answer = "40" if prefix[0] == "a" or prefix == ["x", "y"] else "41"
                 out.append([cont(["rest"], answer) for _ in range(params.n)])
@@ -190,8 +191,11 @@ class _Scripted:
 
 def test_per_step_mc_spends_nothing_after_the_first_zero_and_labels_by_hand():
     k = 5
-    tree, paths = drive(per_step_mc(PROBLEM, GRADER, AnnotateConfig(method="mc", k=k, num_solutions=2)), _Scripted())
+    tree, paths = drive(per_step_mc(PROBLEM, GRADER, AnnotateConfig(method="mc", k=k, num_solutions=3)), _Scripted())
     labels = {tuple(p.steps): p.labels for p in paths}
-    assert labels == {("a", "b", "c"): [1.0, 1.0, 1.0], ("x", "y", "z"): [0.0, 0.0, 0.0]}
-    # the root's 2 solutions, then k rollouts for "a" and "a b", k for "x", and none for "x y" after its zero
-    assert tree.rollouts == 2 + 3 * k
+    assert len(paths) == 2 and labels == {("a", "b", "c"): [1.0, 1.0, 1.0], ("x", "y", "z"): [0.0, 0.0, 0.0]}
+    # the root's 3 solutions, then k rollouts for "a" and "a b", k for "x", and none for "x y" after its zero
+    assert tree.rollouts == 3 + 3 * k
+    counts = {tuple(p.steps): p.meta["mc_counts"] for p in paths}
+    assert counts[("a", "b", "c")][0] == [2, 3] and counts[("a", "b", "c")][-1] == [1, 1]  # root, then the answer
+    assert len(counts[("x", "y", "z")]) == 4 and counts[("x", "y", "z")][2:] == [None, None]  # unknown after a zero
