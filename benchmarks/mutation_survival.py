@@ -72,7 +72,9 @@ def mutate(node: ast.AST) -> None:
 
 def survives(copy: Path, module: str, source: str, tests: list[str]) -> bool:
     (copy / module).write_text(source)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+    # a mutant that loops forever counts as caught once the per-test timeout stops it
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--timeout=60",
+                           *tests],
                           cwd=copy, capture_output=True, text=True, timeout=900,
                           env={"PYTHONPATH": str(copy / "src"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
                                "PATH": "/usr/bin:/bin", "HOME": str(copy)})

@@ -21,9 +21,18 @@ def test_quick_demo_produces_the_report_and_resumes(tmp_path):
     for name in ("random", "majority", "pass@k", "prm-mc bon_min", "prm-first-error-vote bon_min", "prm-oracle bon_min",
                  "likelihood bon_min", "prm-first-error-vote weighted_min"):
         assert name in methods and "1" in methods[name], name
-    assert methods["pass@k"]["4"] >= methods["random"]["4"]
+    assert methods["pass@k"]["1"] == pytest.approx(methods["random"]["1"])  # pass@1 is the mean correctness
+    assert methods["pass@k"]["4"] > methods["random"]["4"]  # some problems have right and wrong samples
     assert set(report["beam_search"]) == {"prm-first-error-vote", "prm-oracle"}
-    assert all(b["problems"] > 0 for b in report["beam_search"].values())
+    assert all(b["problems"] == 6 for b in report["beam_search"].values())  # the quick variant's beam problems
+    # the report's claims are paired comparisons over the same problems, and say "beats" only when the interval does
+    assert {(c["a"], c["b"]) for c in report["comparisons"]} == {
+        ("prm-first-error-vote bon_min", "majority"), ("prm-first-error-vote bon_min", "prm-mc bon_min"),
+        ("prm-oracle bon_min", "prm-first-error-vote bon_min"), ("likelihood bon_min", "prm-first-error-vote bon_min")}
+    for c in report["comparisons"]:
+        assert c["difference"] == pytest.approx(methods[c["a"]]["4"] - methods[c["b"]]["4"])
+        low, high = c["interval"]
+        assert c["verdict"] == ("beats" if low > 0 else "loses to" if high < 0 else "no difference shown against")
     ranking = report["ranking"]
     assert ranking["likelihood"]["problems_ranked"] > 0
     for scorer in ("prm-mc", "prm-first-error-vote", "prm-oracle", "likelihood"):

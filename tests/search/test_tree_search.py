@@ -64,7 +64,8 @@ def test_search_finds_the_known_best_path(method):
     assert best.steps == ["d0-opt2", "d1-opt0", "d2-opt3", "d3-opt1"] and best.answer == "42"
     assert best.step_scores == [0.9] * 4
     assert {tuple(c.steps) for c in finished if c.value == best.value} == {tuple(best.steps)}
-    assert result.tokens > 0
+    if method == "greedy":  # one beam, 16 samples a round: 4 rounds of 4-token steps, then 16 3-token answers
+        assert result.tokens == 4 * 16 * 4 + 16 * 3
 
 
 def test_beams_are_never_pooled_across_problems():
@@ -98,6 +99,7 @@ def test_run_search_reports_accuracy_and_tokens_and_resumes(tmp_path):
     bon = run_search(problems, ScriptedPolicy(), ScriptedPRM(), RuleGrader(), SearchConfig(method="bon", n=8),
                      tmp_path / "bon", progress=False)
     assert bon["accuracy"]["any_correct"] == 0.0  # whole samples never hit the 1-in-64 path here
+    assert bon["tokens_per_problem"] == 8 * 4  # 8 whole samples, each cut after its first 4-token step
 
 
 def test_bad_method():
