@@ -1,20 +1,21 @@
 """Evaluation speed: 1,000 problems x 64 candidates x 8 values of N.
 
 Times the vectorised `evaluate_pools` (200 random subsets per N, all
-methods, bootstrap intervals), and, as the baseline in the same run, a plain
-Python loop that picks per subset, on a slice of the problems; prints the
-per-problem ratio. Answer grouping (done once per problem) is timed apart.
+methods, bootstrap intervals, paired comparisons), and, as the baseline in the
+same run, a plain Python loop at its best (Python lists, every method) that
+picks per subset, on a slice of the problems; prints the per-problem ratio. Answer grouping (done once per problem) is timed apart.
 
 Run by hand:  .venv/bin/python benchmarks/evaluate_speed.py
 """
 
 from __future__ import annotations
 
+import random
 import time
 
 import numpy as np
 
-from mmprm.aggregate import AGGREGATIONS, aggregate
+from mmprm.aggregate import AGGREGATIONS, aggregate, to_weight
 from mmprm.evaluate.report import Pool, build_pools, evaluate_pools
 from mmprm.grading import RuleGrader
 from mmprm.types import Solution
@@ -34,22 +35,40 @@ def synthetic_solutions(rng: np.random.Generator) -> list[Solution]:
     return out
 
 
-def naive(pools: list[Pool], rng: np.random.Generator) -> None:
-    """Per subset, per method, in plain Python: the baseline."""
+def naive(pools: list[Pool], rng: random.Random) -> None:
+    """The baseline at its best in plain Python: per subset, every method the vectorised
+    code reports (random, majority, Best-of-N and weighted vote for each aggregation), over
+    Python lists and Python's own sampler, with the aggregations computed once per problem."""
     for pool in pools:
-        n_all = len(pool.correct)
+        correct, groups, group_correct = pool.correct.tolist(), pool.groups.tolist(), pool.group_correct.tolist()
+        n_all = len(correct)
         values = {a: [aggregate(s, a) for s in pool.scores] for a in AGGREGATIONS}
+        weights = {a: [to_weight(v, a, bounded=True) for v in values[a]] for a in AGGREGATIONS}
+        ones = [1.0] * n_all
         for n in NS:
+            if n > n_all:
+                continue
             for _ in range(SUBSETS if n < n_all else 1):
-                idx = rng.choice(n_all, size=n, replace=False)
+                idx = rng.sample(range(n_all), n)
+                _ = sum(correct[i] for i in idx) / n
+                _vote(idx, groups, ones, group_correct)
                 for a in AGGREGATIONS:
                     best = max(values[a][i] for i in idx)
                     tied = [i for i in idx if values[a][i] == best]
-                    _ = sum(pool.correct[i] for i in tied) / len(tied)
-                    totals: dict[int, float] = {}
-                    for i in idx:
-                        if pool.groups[i] >= 0:
-                            totals[pool.groups[i]] = totals.get(pool.groups[i], 0.0) + values[a][i]
+                    _ = sum(correct[i] for i in tied) / len(tied)
+                    _vote(idx, groups, weights[a], group_correct)
+
+
+def _vote(idx: list[int], groups: list[int], weights: list[float], group_correct: list[bool]) -> float:
+    totals: dict[int, float] = {}
+    for i in idx:
+        if groups[i] >= 0:
+            totals[groups[i]] = totals.get(groups[i], 0.0) + weights[i]
+    if not totals:
+        return 0.0
+    top = max(totals.values())
+    winners = [g for g, t in totals.items() if t == top]
+    return sum(group_correct[g] for g in winners) / len(winners)
 
 
 def main() -> None:
@@ -63,7 +82,7 @@ def main() -> None:
     vectorised = time.perf_counter() - t
     sample = 20
     t = time.perf_counter()
-    naive(pools[:sample], rng)
+    naive(pools[:sample], random.Random(0))
     baseline = (time.perf_counter() - t) / sample * PROBLEMS
     print(f"{PROBLEMS} problems x {POOL} candidates x {len(NS)} values of N, {SUBSETS} subsets per N, "
           f"{len(report['methods'])} methods")
