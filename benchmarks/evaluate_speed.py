@@ -3,7 +3,8 @@
 Times the vectorised `evaluate_pools` (200 random subsets per N, all
 methods, bootstrap intervals, paired comparisons), and, as the baseline in the
 same run, a plain Python loop at its best (Python lists, every method) that
-picks per subset, on a slice of the problems; prints the per-problem ratio. Answer grouping (done once per problem) is timed apart.
+picks per subset, on a slice of the problems; prints the per-problem ratio.
+Answer grouping (done once per problem) is timed apart.
 
 Run by hand:  .venv/bin/python benchmarks/evaluate_speed.py
 """
