@@ -199,3 +199,15 @@ def test_per_step_mc_spends_nothing_after_the_first_zero_and_labels_by_hand():
     counts = {tuple(p.steps): p.meta["mc_counts"] for p in paths}
     assert counts[("a", "b", "c")][0] == [2, 3] and counts[("a", "b", "c")][-1] == [1, 1]  # root, then the answer
     assert len(counts[("x", "y", "z")]) == 4 and counts[("x", "y", "z")][2:] == [None, None]  # unknown after a zero
+
+
+def test_omegaprm_selection_scores_are_the_papers_formulas():
+    """Q = alpha^(1-MC) * beta^(len/L) and U = c_puct * sqrt(sum N) / (1 + N), by hand."""
+    from mmprm.annotate.omegaprm import _q, _u
+    from mmprm.annotate.tree import State
+
+    cfg = AnnotateConfig()  # alpha 0.5, beta 0.9, L 500, c_puct 0.125
+    state = State(id=1, steps=["a"], parent=0, mc=0.25, visits=3)
+    rollout = Rollout(["b"], "1", False, 100)
+    assert _q(state, rollout, cfg) == pytest.approx(0.5 ** 0.75 * 0.9 ** 0.2)
+    assert _u(state, 16, cfg) == pytest.approx(0.125 * 4 / 4)
