@@ -159,3 +159,12 @@ def test_duplicates_are_dropped_and_bad_arguments_named(synth):
         load_labelled(data, samples=data)
     with pytest.raises(ValueError, match="--problems"):
         load_labelled(samples=data)
+
+
+def test_an_estimate_counts_from_exactly_min_rollouts():
+    from mmprm.labels.mc import _value
+
+    counts = [[1, 2], [1, 2], [0, 1], [0, 1]]
+    assert _value(counts, 1, min_rollouts=2) == 0.5  # two rollouts are enough when two are asked for
+    assert _value(counts, 1, min_rollouts=3) is None
+    assert _value(counts, 3, min_rollouts=3) == 0.0  # the last entry (the answer) is exact

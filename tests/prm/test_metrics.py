@@ -68,3 +68,30 @@ def test_scored_file_summary(synth, tmp_path):
     assert summary["solutions"] == 40 and summary["problems_ranked"] == 10
     assert summary["within_problem_auroc_min"] == 1.0
     assert 0.5 < summary["step_auroc_local"] < 1.0  # right steps of corrupted solutions score 0 too
+
+
+def test_first_error_f1_is_reported_on_the_held_out_half():
+    """Both halves rank the steps right, but on different scales: the threshold fitted on the
+    calibration half misreads the other, so the held-out F1 is 0 where the calibration F1 is 1."""
+    from mmprm.prm.metrics import first_error_f1
+    from mmprm.seeds import derive_seed
+    from mmprm.types import Solution
+
+    sols, verdicts = [], []
+    for i in range(40):
+        calibrates = derive_seed(0, f"p{i}") % 2 == 0  # the documented split: by problem, a seeded half
+        wrong = i % 2 == 1
+        high = [0.9, 0.1] if wrong else [0.9, 0.9]
+        low = [0.4, 0.05] if wrong else [0.4, 0.4]
+        sols.append(Solution(f"p{i}", ["a", "b"], "1", not wrong, high if calibrates else low))
+        verdicts.append([True, False] if wrong else [True, True])
+    assert first_error_f1(sols, verdicts)["first_error_f1"] == 0.0
+
+
+def test_vote_weights_of_an_empty_solution_are_zero():
+    import math
+
+    from mmprm.aggregate import to_weight
+
+    assert to_weight(-math.inf, "min", bounded=True) == 0.0
+    assert to_weight(0.7, "min", bounded=True) == 0.7 and to_weight(0.0, "sum_logit", bounded=True) == 0.5
