@@ -211,3 +211,25 @@ def test_omegaprm_selection_scores_are_the_papers_formulas():
     rollout = Rollout(["b"], "1", False, 100)
     assert _q(state, rollout, cfg) == pytest.approx(0.5 ** 0.75 * 0.9 ** 0.2)
     assert _u(state, 16, cfg) == pytest.approx(0.125 * 4 / 4)
+
+
+def test_omegaprm_searches_where_q_plus_u_is_largest():
+    """A: MC 0.5, never visited; B: MC 0.9, visited 5 times; 10 visits in all. By hand:
+    Q_A = 0.5^0.5 * 0.9^0.2 = 0.692, U_A = 0.125 * sqrt(10) / 1 = 0.395, sum 1.087;
+    Q_B = 0.5^0.1 * 0.9^0.2 = 0.914, U_B = 0.125 * sqrt(10) / 6 = 0.066, sum 0.980.
+    Q alone (or Q - U) would pick B; exploration picks A."""
+    from mmprm.annotate.omegaprm import select
+    from mmprm.annotate.tree import State
+
+    a = State(id=1, steps=["a"], parent=0, mc=0.5, visits=0)
+    b = State(id=2, steps=["b"], parent=0, mc=0.9, visits=5)
+    wrong = Rollout(["x"], "1", False, 100)
+    assert select([(b, wrong), (a, wrong)], 10, AnnotateConfig()) == 1
+    assert select([(b, wrong), (a, wrong)], 0, AnnotateConfig()) == 0  # no visits yet: U is 0, Q decides
+
+
+def test_omegaprm_never_spends_past_a_budget_that_is_a_multiple_of_k():
+    for seed in range(12):  # several of these reach the budget exactly in the middle of a binary search
+        cfg = AnnotateConfig(k=4, rollout_budget=12, max_searches=100, seed=seed)
+        tree, _ = drive(omegaprm(PROBLEM, GRADER, cfg), SimulatedPolicy(error=0.3))
+        assert tree.rollouts <= 12, seed  # every estimate is 4 rollouts; none may start once 12 are spent

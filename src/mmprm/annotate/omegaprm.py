@@ -27,6 +27,12 @@ def _u(state: State, total_visits: int, cfg: AnnotateConfig) -> float:
     return cfg.c_puct * math.sqrt(total_visits) / (1 + state.visits)
 
 
+def select(pool: list[tuple[State, Rollout]], total_visits: int, cfg: AnnotateConfig) -> int:
+    """The index of the (state, wrong rollout) pair with the largest Q + U: OmegaPRM's choice
+    of where to binary-search next (the first such pair on a tie)."""
+    return max(range(len(pool)), key=lambda i: _q(pool[i][0], pool[i][1], cfg) + _u(pool[i][0], total_visits, cfg))
+
+
 def omegaprm(problem: Problem, grader: Grader, cfg: AnnotateConfig) -> Annotation:
     tree = Tree(problem.id)
     root = tree.insert([])
@@ -37,9 +43,7 @@ def omegaprm(problem: Problem, grader: Grader, cfg: AnnotateConfig) -> Annotatio
     pool: list[tuple[State, Rollout]] = [(root, r) for r in root.rollouts if not r.correct and r.steps]
     total_visits = 0
     while pool and tree.searches < cfg.max_searches and tree.rollouts < cfg.rollout_budget:
-        best = max(range(len(pool)), key=lambda i: _q(pool[i][0], pool[i][1], cfg)
-                   + _u(pool[i][0], total_visits, cfg))
-        state, rollout = pool.pop(best)
+        state, rollout = pool.pop(select(pool, total_visits, cfg))
         state.visits += 1
         total_visits += 1
         tree.searches += 1
