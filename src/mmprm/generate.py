@@ -37,14 +37,11 @@ class GenerateConfig:
     limit: int | None = setting(None, "only the first N problems of the file")
 
     def __post_init__(self) -> None:
-        for name in ("n", "max_tokens", "batch_problems"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        self.sampling().check()
+        if self.batch_problems < 1:
+            raise ValueError(f"batch_problems must be at least 1, got {self.batch_problems}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be at least 1 problem, got {self.limit}")
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
-            raise ValueError(f"sampling needs temperature >= 0, 0 < top_p <= 1 and top_k >= 0; got "
-                             f"{self.temperature}, {self.top_p}, {self.top_k}")
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(n=self.n, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
@@ -102,8 +99,7 @@ def generate(problems: list[Problem], policy: Policy, grader: Grader, out: str |
 
     `out` is a resumable output (mmprm.output): the policy, sampling and grader
     are its settings, and `inputs` (the problems file) may not be written."""
-    if params.n < 1:
-        raise ValueError(f"n must be at least 1 solution per problem, got {params.n}")
+    params.check()
     if batch_problems < 1:
         raise ValueError(f"batch_problems must be at least 1, got {batch_problems}")
     start = time.time()

@@ -24,6 +24,16 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
 
+    def check(self) -> None:
+        """Raise ValueError on settings no backend can sample with (every command that samples checks here)."""
+        if self.n < 1:
+            raise ValueError(f"n must be at least 1, got {self.n}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be at least 1, got {self.max_tokens}")
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
+            raise ValueError(f"sampling needs temperature >= 0, 0 < top_p <= 1 and top_k >= 0; got "
+                             f"{self.temperature}, {self.top_p}, {self.top_k}")
+
 
 @dataclass
 class Continuation:

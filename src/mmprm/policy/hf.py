@@ -124,7 +124,7 @@ class HFPolicy(Policy):
 
     def _generate(self, prompts: list[str], images: list[list[str]], params: SamplingParams,
                   seeds: list[int | None] | None = None) -> list[list[GeneratedText]]:
-        _check(params)
+        params.check()
         copies = 1 if params.temperature == 0 else params.n  # greedy samples are all the same
         seeds = seeds or [params.seed] * len(prompts)
         unseeded = random.SystemRandom()
@@ -210,17 +210,6 @@ class RowSampler(LogitsProcessor):
         uniform = torch.stack([torch.rand(vocab, generator=g, device=logits.device) for g in self.generators])
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-12, 1 - 1e-7)))
         return logits + gumbel
-
-
-def _check(params: SamplingParams) -> None:
-    if params.n < 1:
-        raise ValueError(f"n must be at least 1, got {params.n}")
-    if params.temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {params.temperature}")
-    if not 0 < params.top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {params.top_p}")
-    if params.max_tokens < 1:
-        raise ValueError(f"max_tokens must be at least 1, got {params.max_tokens}")
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

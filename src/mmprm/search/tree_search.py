@@ -53,9 +53,7 @@ class SearchConfig:
                 raise ValueError(f"search {name} must be at least 1, got {getattr(self, name)}")
         if self.method in ("beam", "dvts") and self.width > self.n:
             raise ValueError(f"{self.method}: width {self.width} is more than the {self.n} samples per round (n)")
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
-            raise ValueError(f"sampling needs temperature >= 0, 0 < top_p <= 1 and top_k >= 0; got "
-                             f"{self.temperature}, {self.top_p}, {self.top_k}")
+        SamplingParams(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k).check()
 
     def shape(self) -> tuple[int, int, int]:
         """(groups, keep, expand) for the method."""
