@@ -26,15 +26,10 @@ uvicorn = pytest.importorskip("uvicorn")
 
 from PIL import Image, ImageDraw  # noqa: E402
 
+from mmprm.http import MalformedResponse, ServiceError, ServiceUnavailable  # noqa: E402
 from mmprm.policy.base import Request, SamplingParams  # noqa: E402
 from mmprm.policy.hf import HFPolicy  # noqa: E402
-from mmprm.policy.openai import (  # noqa: E402
-    MalformedResponse,
-    OpenAIPolicy,
-    PolicyError,
-    PolicyUnavailable,
-    plain_prompt,
-)
+from mmprm.policy.openai import OpenAIPolicy, plain_prompt  # noqa: E402
 from mmprm.policy.prompt import build_messages  # noqa: E402
 from mmprm.policy.tiny.model import build_tiny_policy  # noqa: E402
 from mmprm.serve.openai_server import create_app  # noqa: E402
@@ -253,7 +248,7 @@ def test_malformed_bodies_give_a_clear_error_after_bounded_retries(faults, clien
 def test_a_rejected_request_is_not_retried(faults, problems):
     policy = OpenAIPolicy(faults.url, "no-such-model", max_retries=3, backoff=0.01)
     try:
-        with pytest.raises(PolicyError, match="HTTP 400.*not served here"):
+        with pytest.raises(ServiceError, match="HTTP 400.*not served here"):
             policy.sample(problems["text"], [], GREEDY)
     finally:
         policy.close()
@@ -284,7 +279,7 @@ def test_an_unreachable_server_raises_policy_unavailable_naming_the_url(problems
     sock.close()  # nothing listens there now
     policy = OpenAIPolicy(url, MODEL, max_retries=2, backoff=0.01, timeout=2.0)
     try:
-        with pytest.raises(PolicyUnavailable, match=f"{url}/chat/completions.*after 3 attempts"):
+        with pytest.raises(ServiceUnavailable, match=f"{url}/chat/completions.*after 3 attempts"):
             policy.sample(problems["text"], [], GREEDY)
     finally:
         policy.close()

@@ -12,41 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
-import json
 import mimetypes
-import random
 import threading
-import time
 from concurrent.futures import Future
 from pathlib import Path
 
 import httpx
 
 from mmprm.grading.extract import extract_answer
+from mmprm.http import Retrying
 from mmprm.policy.base import Continuation, Policy, Request, SamplingParams
 from mmprm.policy.prompt import build_messages
 from mmprm.steps import parse_output
-
-MAX_DELAY = 60.0  # seconds: the longest wait between two tries, Retry-After included
-
-
-class PolicyError(RuntimeError):
-    """The server answered, but not with something usable."""
-
-
-class PolicyUnavailable(PolicyError):
-    """The server could not be reached, or stayed busy or failing, after every retry."""
-
-
-class MalformedResponse(PolicyError):
-    """The server kept answering 200 with a body that is not a completion."""
-
-
-class _Retry(Exception):
-    def __init__(self, reason: str, *, malformed: bool = False, delay: float | None = None):
-        super().__init__(reason)
-        self.malformed, self.delay = malformed, delay
 
 
 class OpenAIPolicy(Policy):
@@ -83,6 +60,7 @@ class OpenAIPolicy(Policy):
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
+        self._retrying = Retrying("policy server", max_retries=max_retries, backoff=backoff)
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -195,42 +173,7 @@ class OpenAIPolicy(Policy):
     # -- sending, with retries --------------------------------------------------
 
     async def _post(self, path: str, body: dict, n: int) -> dict:
-        url = self.base_url + path
-        attempts = self.max_retries + 1
-        failure: _Retry | None = None
-        for attempt in range(attempts):
-            if failure is not None:
-                await asyncio.sleep(failure.delay if failure.delay is not None else self._delay(attempt - 1))
-            try:
-                return await self._try(url, body, n)
-            except _Retry as e:
-                failure = e
-        assert failure is not None
-        what = f"after {attempts} attempt{'s' if attempts > 1 else ''}: {failure}"
-        if failure.malformed:
-            raise MalformedResponse(f"{url} kept answering with a malformed body {what}")
-        raise PolicyUnavailable(f"policy server {url} is unavailable {what}")
-
-    async def _try(self, url: str, body: dict, n: int) -> dict:
-        try:
-            resp = await self._client.post(url, json=body)
-        except httpx.TimeoutException as e:
-            raise _Retry(f"no answer within {self.timeout:g} s ({type(e).__name__})") from None
-        except httpx.TransportError as e:  # refused, reset, dropped mid-response
-            raise _Retry(f"{type(e).__name__}: {str(e) or 'connection failed'}") from None
-        if resp.status_code in (408, 429) or resp.status_code >= 500:
-            delay = _retry_after(resp.headers.get("retry-after"))
-            raise _Retry(f"HTTP {resp.status_code}: {_snippet(resp.text)}", delay=delay)
-        if resp.status_code >= 400:  # our request is wrong: retrying will not help
-            raise PolicyError(f"{url} rejected the request with HTTP {resp.status_code}: {_snippet(resp.text)}")
-        try:
-            data = resp.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _Retry(f"body is not JSON: {_snippet(resp.text)!r}", malformed=True) from None
-        problem = self._check(data, n)
-        if problem:
-            raise _Retry(f"{problem}: {_snippet(resp.text)!r}", malformed=True)
-        return data
+        return await self._retrying.apost(self._client, self.base_url + path, body, lambda data: self._check(data, n))
 
     def _check(self, data: object, n: int) -> str | None:
         """What is wrong with a 200 response body, or None."""
@@ -247,10 +190,6 @@ class OpenAIPolicy(Policy):
             if text is not None and not isinstance(text, str):
                 return "a choice's text is not a string"
         return None
-
-    def _delay(self, attempt: int) -> float:
-        """Exponential backoff with jitter, so many clients do not retry in step."""
-        return min(MAX_DELAY, self.backoff * 2**attempt) * random.uniform(0.5, 1.5)
 
     # -- reading responses ------------------------------------------------------
 
@@ -355,22 +294,3 @@ def _split_tokens(total: int, texts: list[str]) -> list[int]:
         out.append(cumulative - used)
         used = cumulative
     return out
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(MAX_DELAY, max(0.0, seconds))
-
-
-def _snippet(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "..."
