@@ -62,13 +62,20 @@ class Retrying:
     def post(self, client: httpx.Client, url: str, body: dict,
              check: Callable[[object], str | None] = lambda _: None) -> dict:
         """POST `body` until a usable answer; `check(data)` says what is wrong with a 200 body, or None."""
+        return self._sync(client, lambda: client.post(url, json=body), url, check)
+
+    def get(self, client: httpx.Client, url: str, check: Callable[[object], str | None] = lambda _: None) -> dict:
+        return self._sync(client, lambda: client.get(url), url, check)
+
+    def _sync(self, client: httpx.Client, send: Callable[[], httpx.Response], url: str,
+              check: Callable[[object], str | None]) -> dict:
         failure: _Retry | None = None
         for attempt in range(self.max_retries + 1):
             if failure is not None:
                 time.sleep(self._wait(failure, attempt))
             try:
                 with _transport_errors(client):
-                    resp = client.post(url, json=body)
+                    resp = send()
                 return self._read(resp, url, check)
             except _Retry as e:
                 failure = e

@@ -276,6 +276,24 @@ def load_image(ref: str, cache: dict | None = None):
     return image
 
 
+def image_data_uri(ref: str, cache: dict[str, str] | None = None) -> str:
+    """A data URI for an image path (a data URI is passed through)."""
+    if ref.startswith("data:"):
+        return ref
+    if cache is not None and ref in cache:
+        return cache[ref]
+    import mimetypes
+
+    path = Path(ref)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {ref} not found (problem images must be absolute paths or data: URIs)")
+    mime = mimetypes.guess_type(path.name)[0] or "image/png"
+    uri = f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+    if cache is not None:
+        cache[ref] = uri
+    return uri
+
+
 def link_image(source: Path, target: Path) -> None:
     """Place an image file at `target`: a hard link where the file system
     allows (no copy of big image sets), else a copy."""

@@ -11,16 +11,14 @@ retried with exponential backoff; what still fails is reported naming the URL.
 from __future__ import annotations
 
 import asyncio
-import base64
-import mimetypes
 import threading
 from concurrent.futures import Future
-from pathlib import Path
 
 import httpx
 
 from mmprm.grading.extract import extract_answer
 from mmprm.http import Retrying
+from mmprm.io import image_data_uri
 from mmprm.policy.base import Continuation, Policy, Request, SamplingParams
 from mmprm.policy.prompt import build_messages
 from mmprm.steps import parse_output
@@ -251,22 +249,6 @@ def _openai_message(message: dict, images: dict[str, str]) -> dict:
         else:
             parts.append(p)
     return {**message, "content": parts}
-
-
-def image_data_uri(ref: str, cache: dict[str, str] | None = None) -> str:
-    """A data URI for an image path (a data URI is passed through)."""
-    if ref.startswith("data:"):
-        return ref
-    if cache is not None and ref in cache:
-        return cache[ref]
-    path = Path(ref)
-    if not path.is_file():
-        raise FileNotFoundError(f"image {ref} not found (problem images must be absolute paths or data: URIs)")
-    mime = mimetypes.guess_type(path.name)[0] or "image/png"
-    uri = f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
-    if cache is not None:
-        cache[ref] = uri
-    return uri
 
 
 def _finished(choice: dict, params: SamplingParams) -> bool:

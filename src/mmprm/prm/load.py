@@ -6,7 +6,9 @@ Specs:
 - `SCHEME:PATH`: a published PRM read through its scheme's adapter, e.g.
   `math-shepherd:/models/math-shepherd-mistral-7b-prm`,
   `qwen2.5-math-prm:/models/Qwen2.5-Math-PRM-7B`, `mm-prm:PATH`, `visualprm:PATH`;
-- `likelihood:PATH`: the untrained likelihood baseline of a causal LM or VLM.
+- `likelihood:PATH`: the untrained likelihood baseline of a causal LM or VLM;
+- `http://HOST:PORT`: a PRM served by `mmprm serve-prm` (key: $MMPRM_PRM_API_KEY);
+- `vllm:[SCHEME:]URL#MODEL`: a published PRM on a vLLM server's pooling endpoint.
 Checkpoints that ship their own model code load only with `trust_remote_code=True`.
 """
 
@@ -22,7 +24,15 @@ from mmprm.prm.schemes import SCHEMES, SPEC_HELP, get_scheme
 
 
 def load_prm(spec: str, *, trust_remote_code: bool = False, batch_size: int = 16, device: str | None = None) -> PRM:
+    if spec.startswith(("http://", "https://")):
+        from mmprm.serve.prm_client import RemotePRM
+
+        return RemotePRM(spec)
     kind, sep, rest = spec.partition(":")
+    if sep and kind == "vllm":
+        from mmprm.serve.vllm_prm import VLLMPoolingPRM
+
+        return VLLMPoolingPRM.from_spec(rest)
     if sep and kind == "likelihood":
         from mmprm.prm.likelihood import LikelihoodPRM
 

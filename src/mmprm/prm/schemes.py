@@ -56,4 +56,5 @@ def get_scheme(name: str) -> Scheme:
 
 
 SPEC_HELP = (f"PATH (a PRM trained by mmprm), SCHEME:PATH (a published PRM; SCHEME one of {', '.join(SCHEMES)}) "
-             "or likelihood:PATH (a policy's own step log-probabilities)")
+             "likelihood:PATH (a policy's own step log-probabilities), http://HOST:PORT (mmprm serve-prm) "
+             "or vllm:[SCHEME:]URL#MODEL (a PRM on vLLM's pooling endpoint)")

@@ -1,0 +1,69 @@
+"""Serving test helpers: candidate step lists, a scripted PRM for fault tests, and a
+real uvicorn server on a loopback port running in a thread."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import socket
+import threading
+import time
+
+import uvicorn
+
+from mmprm.prm.base import PRM
+
+
+def variants(problem, k: int = 3) -> list[list[str]]:
+    """The reference steps and k-1 copies with one step changed."""
+    ref = [s["text"] for s in problem.meta["reference_steps"]]
+    out = [ref]
+    for j in range(1, k):
+        steps = list(ref)
+        steps[j % len(ref)] = steps[j % len(ref)] + f" so the value is {j * 7}"
+        out.append(steps)
+    return out
+
+
+class ScriptedPRM(PRM):
+    """Scores from a hash of each step (deterministic, batch-blind); waits `delay` s per call;
+    raises on any question containing BOOM; records the number of items per call."""
+
+    name = "scripted"
+
+    def __init__(self, delay: float = 0.0):
+        self.delay, self.calls = delay, []
+
+    def score_many(self, items):
+        self.calls.append(len(items))
+        time.sleep(self.delay)
+        if any("BOOM" in p.question for p, _ in items):
+            raise ValueError("the scripted PRM cannot score a BOOM question")
+        return [[[expected(s) for s in steps] for steps in cands] for _, cands in items]
+
+    def score(self, problem, candidates):
+        return self.score_many([(problem, candidates)])[0]
+
+
+def expected(step: str) -> float:
+    return int(hashlib.sha256(step.encode()).hexdigest()[:6], 16) / 0xFFFFFF
+
+
+@contextlib.contextmanager
+def serving(app):
+    """`app` on a free loopback port in a thread; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="critical", timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
