@@ -173,6 +173,17 @@ def cmd_serve_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve_prm(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from mmprm.serve.prm_server import PRMServeConfig, serve_prm
+
+    cfg = config_from_args(PRMServeConfig, args, "serve_prm")
+    print("serve-prm config: " + json.dumps(asdict(cfg)), file=sys.stderr)
+    serve_prm(args.prm, host=args.host, port=args.port, cfg=cfg, api_key=args.api_key, model_name=args.served_name)
+    return 0
+
+
 def _stage(sub, name: str, help: str, func, config: type, *, inputs: dict[str, str], section: str | None = None,
            grades: bool = True, example: str = "") -> argparse.ArgumentParser:
     """A pipeline command: its required paths, `--recipe`, one flag per setting of `config`, the grader flags."""
@@ -293,6 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_serve_policy)
+
+    from mmprm.serve.prm_client import API_KEY_ENV
+    from mmprm.serve.prm_server import PRMServeConfig
+
+    p = sub.add_parser("serve-prm", help="serve a PRM over HTTP: POST /v1/score (docs/serving.md)")
+    p.add_argument("--prm", required=True, help=PRM_SPEC)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set)")
+    p.add_argument("--served-name", help="the name clients see and may send as `model` (default: the PRM's)")
+    p.add_argument("--recipe", help="YAML of settings (its `serve_prm:` section); flags override it")
+    add_flags(p, PRMServeConfig)
+    p.set_defaults(func=cmd_serve_prm)
     return parser
 
 

@@ -55,6 +55,6 @@ def get_scheme(name: str) -> Scheme:
     return SCHEMES[name]
 
 
-SPEC_HELP = (f"PATH (a PRM trained by mmprm), SCHEME:PATH (a published PRM; SCHEME one of {', '.join(SCHEMES)}) "
+SPEC_HELP = (f"PATH (a PRM trained by mmprm), SCHEME:PATH (a published PRM; SCHEME one of {', '.join(SCHEMES)}), "
              "likelihood:PATH (a policy's own step log-probabilities), http://HOST:PORT (mmprm serve-prm) "
              "or vllm:[SCHEME:]URL#MODEL (a PRM on vLLM's pooling endpoint)")
