@@ -103,8 +103,8 @@ def build(out: Path) -> dict:
     model = _prm_class()(_config(tok, num_labels=2))
     with torch.no_grad():  # a head wide enough that the probabilities spread over (0, 1)
         for layer in (model.score[0], model.score[2]):
-            layer.weight.normal_(0.0, 1.0 / layer.in_features**0.5 * 3)
-            layer.bias.normal_(0.0, 0.5)
+            layer.weight.normal_(0.0, 1.0 / layer.in_features**0.5)
+            layer.bias.normal_(0.0, 0.1)
     model.eval()
     model.save_pretrained(out / "qwen-prm")
     tok.save_pretrained(out / "qwen-prm")
@@ -138,7 +138,7 @@ def build(out: Path) -> dict:
     assert len({shepherd_tag_id, good_id, bad_id}) == 3 and tok.unk_token_id not in (good_id, bad_id)
     model = Qwen2ForCausalLM(_config(tok, tie_word_embeddings=False))
     with torch.no_grad():  # wider `+`/`-` rows so P(+) spreads
-        model.lm_head.weight[[good_id, bad_id]] *= 30
+        model.lm_head.weight[[good_id, bad_id]] *= 5
     model.eval()
     model.save_pretrained(out / "shepherd-prm")
     tok.save_pretrained(out / "shepherd-prm")
