@@ -86,6 +86,21 @@ def _prm_class():
     return Qwen2ForProcessRewardModel
 
 
+def _reload(folder: Path, tag: str, tag_id: int):
+    """The tokenizer as vLLM (and any HF user) loads it from `folder`.
+
+    Next to a qwen2 config.json, AutoTokenizer rebuilds it as a Qwen2Tokenizer,
+    whose pre-tokenizer splits digits one by one: the ids differ from the
+    in-memory tokenizer's, so the reference must use this one.
+    """
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    assert tok.convert_tokens_to_ids(tag) == tag_id, f"{tag} changed id on reload"
+    assert tok(f"a {tag} b{tag}").input_ids.count(tag_id) == 2, f"{tag} is not one token"
+    return tok
+
+
 def build(out: Path) -> dict:
     import torch
     from transformers import Qwen2ForCausalLM
@@ -108,6 +123,7 @@ def build(out: Path) -> dict:
     model.eval()
     model.save_pretrained(out / "qwen-prm")
     tok.save_pretrained(out / "qwen-prm")
+    tok = _reload(out / "qwen-prm", QWEN_TAG, qwen_tag_id)
     texts = _texts(QWEN_TAG, "")
     chat = [
         {"role": "system", "content": "Please reason step by step."},
@@ -142,6 +158,8 @@ def build(out: Path) -> dict:
     model.eval()
     model.save_pretrained(out / "shepherd-prm")
     tok.save_pretrained(out / "shepherd-prm")
+    tok = _reload(out / "shepherd-prm", SHEPHERD_TAG, shepherd_tag_id)
+    assert [tok.convert_tokens_to_ids(t) for t in (GOOD, BAD)] == [good_id, bad_id]
     texts = _texts(SHEPHERD_TAG, " ")
     rows = []
     with torch.no_grad():

@@ -56,6 +56,7 @@ class PRMServeConfig:
     batching: bool = setting(True, "score requests that arrive together in one batch")
     max_batch_candidates: int = setting(64, "candidates in one batch across requests")
     max_wait_ms: float = setting(2.0, "milliseconds a request waits for others to batch with")
+    prm_batch_size: int = setting(64, "candidates in one forward pass of a local PRM")
     image_root: str | None = setting(None, "folder whose files requests may name as images (default: data URIs only)")
 
     def __post_init__(self) -> None:
@@ -156,7 +157,7 @@ def serve_prm(spec: str, host: str = "127.0.0.1", port: int = 8000, cfg: PRMServ
 
     from mmprm.prm.load import load_prm
 
-    prm = load_prm(spec)
+    prm = load_prm(spec, batch_size=cfg.prm_batch_size)
     try:
         app = create_prm_app(prm, cfg, api_key=api_key or os.environ.get(API_KEY_ENV) or None, model_name=model_name)
         uvicorn.run(app, host=host, port=port, log_level="info")
