@@ -50,8 +50,7 @@ def encode(scheme: Scheme, processor, problem: Problem, steps: list[str],
     if images and not is_multimodal(processor):
         raise ValueError(f"problem {problem.id!r} has {len(images)} image(s) but the PRM backbone is text-only; "
                          f"use an image-text-to-text backbone or a text scheme (math-shepherd, qwen2.5-math-prm)")
-    if scheme.tag is not None:  # a step that contains the tag would add a position
-        steps = [s.replace(scheme.tag, "") for s in steps]
+    steps = without_tag(scheme, steps)
     text = _RENDER[scheme.name](scheme, processor, problem, steps, images)
     ids = tokenizer_of(processor)(text, add_special_tokens=scheme.add_special_tokens)["input_ids"]
     if images:
@@ -165,16 +164,33 @@ def _render_mm_prm(scheme, processor, problem, steps, images) -> str:
     return _chat(processor, [_user(images, mm_prm_text(problem, steps))], generation_prompt=False)
 
 
-def _render_math_shepherd(scheme, processor, problem, steps, images) -> str:
-    body = "".join(f"Step {k}: {s} {scheme.tag}\n" for k, s in enumerate(steps, start=1))
+def math_shepherd_text(problem: Problem, steps: list[str]) -> str:
+    """Math-Shepherd's plain-text input (also what `vllm:math-shepherd:` sends to vLLM)."""
+    tag = get_scheme("math-shepherd").tag
+    body = "".join(f"Step {k}: {s} {tag}\n" for k, s in enumerate(steps, start=1))
     return f"{question_text(problem)} {body}"
 
 
+def qwen_prm_messages(problem: Problem, steps: list[str]) -> list[dict]:
+    """Qwen2.5-Math-PRM's chat, the steps in the assistant turn each closed by `<extra_0>`
+    (also what `vllm:` sends to vLLM, whose server applies the same chat template)."""
+    tag = get_scheme("qwen2.5-math-prm").tag
+    return [{"role": "system", "content": QWEN_PRM_SYSTEM},
+            {"role": "user", "content": question_text(problem)},
+            {"role": "assistant", "content": "".join(s + tag for s in steps)}]
+
+
+def without_tag(scheme: Scheme, steps: list[str]) -> list[str]:
+    """Steps with the scheme's tag removed: a step that contained it would add a position."""
+    return steps if scheme.tag is None else [s.replace(scheme.tag, "") for s in steps]
+
+
+def _render_math_shepherd(scheme, processor, problem, steps, images) -> str:
+    return math_shepherd_text(problem, steps)
+
+
 def _render_qwen_prm(scheme, processor, problem, steps, images) -> str:
-    messages = [{"role": "system", "content": QWEN_PRM_SYSTEM},
-                {"role": "user", "content": question_text(problem)},
-                {"role": "assistant", "content": "".join(s + scheme.tag for s in steps)}]
-    return _chat(processor, messages, generation_prompt=False)
+    return _chat(processor, qwen_prm_messages(problem, steps), generation_prompt=False)
 
 
 def _render_visualprm(scheme, processor, problem, steps, images) -> str:
