@@ -1,5 +1,7 @@
-"""HTTP services: an OpenAI-compatible policy server (`openai_server`).
+"""HTTP services and their clients: the OpenAI-compatible policy server
+(`openai_server`), the PRM server (`prm_server`, batching in `batching`), its
+client (`prm_client`), and the client of PRMs served by vLLM (`vllm_prm`).
 
-Submodules import FastAPI, an optional dependency (`pip install mmprm[serve]`),
+The servers import FastAPI, an optional dependency (`pip install mmprm[serve]`),
 so nothing is imported here.
 """
