@@ -323,3 +323,11 @@ def test_thread_safety_of_the_counters_under_many_small_requests():
             t.join()
         assert errors == []
         assert settled(app)["answered"] == 60
+
+
+@pytest.mark.parametrize("setting", ["max_items", "max_body_bytes", "body_timeout", "max_batch_candidates"])
+def test_settings_that_would_refuse_everything_are_refused(setting):
+    with pytest.raises(ValueError, match=f"{setting} must be positive"):
+        PRMServeConfig(**{setting: 0})
+    with pytest.raises(ValueError, match="image_root .* is not a folder"):
+        PRMServeConfig(image_root="/no/such/folder")

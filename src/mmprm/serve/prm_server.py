@@ -61,8 +61,12 @@ class PRMServeConfig:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if name in ("retry_after", "max_wait_ms") and value < 0:
                 raise ValueError(f"{name} must not be negative, got {value}")
+            if name not in ("retry_after", "max_wait_ms") and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
         if self.image_root is not None and not Path(self.image_root).is_dir():
             raise ValueError(f"image_root {self.image_root} is not a folder")
 
