@@ -11,6 +11,7 @@ from pathlib import Path
 from mmprm.config import from_recipe, setting
 
 PATH_KINDS = ("traversal", "rollouts", "both")
+DECISIONS = ("any", "survival")
 
 
 @dataclass
@@ -23,6 +24,25 @@ class AnnotateConfig:
     length_scale: int = setting(500, "L, in generated tokens")
     c_puct: float = setting(0.125, "U = c_puct * sqrt(sum N) / (1 + N(s))")
     max_searches: int = setting(100, "binary searches per problem", aliases=("--searches",))
+    decision: str = setting("any", "when a prefix counts as still on track in the binary search: any (MC > 0, "
+                            "MM-PRM's rule) or survival (MC >= survival x the searched state's MC: holds up "
+                            "where wrong steps can still reach the answer by luck or guessing)",
+                            choices=DECISIONS)
+    survival: float = setting(0.5, "decision survival: a prefix's MC is tested against the root's MC and "
+                              "this share of it")
+    decision_error: float = setting(0.1, "decision survival: the sequential test's chance of either mistake")
+    decision_max: int = setting(32, "decision survival: the most rollouts one decision draws")
+    pool_survival: float = setting(0.75, "decision survival: the share of the root's MC a prefix's rollouts "
+                                   "must show before its wrong rollouts seed searches")
+    root_k: int = setting(0, "rollouts for the root's MC (0: k); decision survival measures against it, so "
+                          "a root MC off by chance misjudges every prefix of the problem")
+    wave: int = setting(0, "rollouts drawn at a time in the binary search, stopping once the decision is "
+                        "settled (0: all k at once, as MM-PRM)")
+    complete_labels: bool = setting(True, "with wave: draw the estimates that stopped early up to k after the "
+                                    "search, so every MC label is over k rollouts")
+    blame_last_step: bool = setting(True, "a wrong rollout whose prefix before its last step is on track has "
+                                    "its last step blamed without a rollout; safe where a wrong answer always "
+                                    "means a wrong step, not where answers can be mis-stated or mis-extracted")
     rollout_budget: int = setting(10_000, "rollouts per problem", aliases=("--budget",))
     num_solutions: int = setting(4, "mc method: solutions annotated per problem", aliases=("--solutions",))
     temperature: float = setting(1.0, "sampling temperature of the rollouts")
@@ -47,6 +67,18 @@ class AnnotateConfig:
             raise ValueError(f"max_rollout_paths must be at least 1, got {self.max_rollout_paths}")
         if self.max_rollout_paths is not None and self.paths == "traversal":
             raise ValueError("max_rollout_paths needs paths rollouts or both")
+        if self.decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, got {self.decision!r}")
+        if not 0 < self.survival < 1 or not 0 < self.pool_survival <= 1:
+            raise ValueError(f"survival must be in (0, 1) and pool_survival in (0, 1], got {self.survival}, "
+                             f"{self.pool_survival}")
+        if not 0 < self.decision_error < 0.5 or self.decision_max < 1:
+            raise ValueError(f"need 0 < decision_error < 0.5 and decision_max >= 1, got {self.decision_error}, "
+                             f"{self.decision_max}")
+        if self.root_k < 0:
+            raise ValueError(f"root_k must be at least 0 (0: k), got {self.root_k}")
+        if self.wave < 0:
+            raise ValueError(f"wave must be at least 0 (0: all k at once), got {self.wave}")
         if self.k < 1 or self.max_searches < 0 or self.rollout_budget < self.k:
             raise ValueError("need k >= 1, max_searches >= 0 and rollout_budget >= k")
 

@@ -8,6 +8,7 @@ never holds a policy and runs the same against any backend.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 from dataclasses import dataclass
 
@@ -32,18 +33,67 @@ Annotation = Generator[MCQuery, list[Continuation], tuple[Tree, list[AnnotatedPa
 def estimate(tree: Tree, state: State, problem: Problem, grader: Grader, cfg: AnnotateConfig,
              ) -> Generator[MCQuery, list[Continuation], float]:
     """MC(state) = the fraction of k rollouts from its prefix that reach the
-    reference answer. Cached: a state is estimated once."""
-    if state.mc is not None:
+    reference answer. Cached: a state is estimated once; one that `on_track`
+    left with fewer than k rollouts is drawn up to k; one given its MC without
+    rollouts (a wrong rollout's end) keeps it."""
+    if state.mc is not None and (not state.rollouts or len(state.rollouts) >= cfg.k):
         return state.mc
-    seed = derive_seed(cfg.seed, problem.id, *state.steps)
-    continuations = yield MCQuery(list(state.steps), cfg.k, seed)
+    yield from _draw(tree, state, problem, grader, cfg, cfg.k - len(state.rollouts))
+    return state.mc
+
+
+def on_track(tree: Tree, state: State, problem: Problem, grader: Grader, cfg: AnnotateConfig, needed: int,
+             ) -> Generator[MCQuery, list[Continuation], bool]:
+    """Whether at least `needed` of k rollouts from the state reach the answer. Drawn
+    in waves of `cfg.wave` (0: all k at once) and stopped as soon as the answer is
+    settled: one right rollout settles `needed=1`, so the search's usual question
+    ("MC > 0?") often costs one or two rollouts instead of k. The state keeps what
+    was drawn; `estimate` completes it to k if its MC becomes a label."""
+    wave = cfg.wave or cfg.k
+    while True:
+        right, drawn = sum(r.correct for r in state.rollouts), len(state.rollouts)
+        if state.mc is not None and not state.rollouts:  # given without rollouts
+            return state.mc * cfg.k >= needed
+        if right >= needed:
+            return True
+        if right + cfg.k - drawn < needed:
+            return False
+        yield from _draw(tree, state, problem, grader, cfg, min(wave, cfg.k - drawn))
+
+
+def sequential_test(tree: Tree, state: State, problem: Problem, grader: Grader, cfg: AnnotateConfig, p1: float,
+                    p0: float, ) -> Generator[MCQuery, list[Continuation], bool]:
+    """Whether the state's MC is nearer `p1` than `p0`: Wald's sequential probability ratio
+    test, drawing in waves until the evidence crosses a boundary set by `cfg.decision_error`
+    (the chance of either mistake), or up to `cfg.decision_max` rollouts, where the likelier
+    side wins. Clear cases settle in a few rollouts, close ones take more."""
+    wave = cfg.wave or cfg.k
+    bound = math.log((1 - cfg.decision_error) / cfg.decision_error)
+    per_right, per_wrong = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
+    while True:
+        if state.mc is not None and not state.rollouts:  # given without rollouts
+            return state.mc >= (p0 + p1) / 2
+        right, drawn = sum(r.correct for r in state.rollouts), len(state.rollouts)
+        evidence = right * per_right + (drawn - right) * per_wrong
+        if abs(evidence) >= bound or drawn >= cfg.decision_max:
+            return evidence > 0
+        yield from _draw(tree, state, problem, grader, cfg, min(wave, cfg.decision_max - drawn))
+
+
+def _draw(tree: Tree, state: State, problem: Problem, grader: Grader, cfg: AnnotateConfig, n: int,
+          ) -> Generator[MCQuery, list[Continuation], None]:
+    """n more rollouts from the state's prefix; the first draw of a state has the seed a
+    full estimate always had, later ones a seed of their own."""
+    drawn = len(state.rollouts)
+    seed = derive_seed(cfg.seed, problem.id, *state.steps) if drawn == 0 else \
+        derive_seed(cfg.seed, problem.id, "more", drawn, *state.steps)
+    continuations = yield MCQuery(list(state.steps), n, seed)
     for c in continuations:
         state.rollouts.append(Rollout(c.steps, c.answer, grader.is_correct(problem, c.answer),
                                       c.completion_tokens))
         tree.tokens += c.completion_tokens
     tree.rollouts += len(continuations)
     state.mc = sum(r.correct for r in state.rollouts) / max(1, len(state.rollouts))
-    return state.mc
 
 
 def per_step_mc(problem: Problem, grader: Grader, cfg: AnnotateConfig) -> Annotation:

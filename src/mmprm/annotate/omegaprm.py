@@ -3,16 +3,24 @@
 A candidate pool holds (state, incorrect rollout) pairs. Each search picks
 the pair with the largest Q + U, Q = alpha^(1-MC) * beta^(len(r)/L) and
 U = c_puct * sqrt(sum of visits) / (1 + N(state)), then binary-searches the
-rollout for its first wrong step: a prefix with MC > 0 moves the search
-right (and its incorrect rollouts join the pool), MC = 0 moves it left.
+rollout for its first wrong step: a prefix still on track moves the search
+right (and its incorrect rollouts join the pool), one off track moves it left.
+
+"On track" is MM-PRM's MC > 0 by default (`decision=any`); `survival` asks
+the prefix to keep a share of the searched state's MC, since a wrong prefix
+still reaches the answer by luck or guessing. With `wave`, each question is
+answered by as few rollouts as settle it (mc.on_track), and estimates that
+became labels are completed to k afterwards (`complete_labels`, counted in
+`tree.label_rollouts`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from mmprm.annotate.config import AnnotateConfig
-from mmprm.annotate.mc import Annotation, estimate
+from mmprm.annotate.mc import Annotation, estimate, on_track, sequential_test
 from mmprm.annotate.tree import Rollout, State, Tree, training_paths
 from mmprm.grading import Grader
 from mmprm.seeds import derive_seed
@@ -33,10 +41,31 @@ def select(pool: list[tuple[State, Rollout]], total_visits: int, cfg: AnnotateCo
     return max(range(len(pool)), key=lambda i: _q(pool[i][0], pool[i][1], cfg) + _u(pool[i][0], total_visits, cfg))
 
 
+def still_on_track(tree: Tree, child: State, root_mc: float, problem: Problem, grader: Grader,
+                   cfg: AnnotateConfig) -> Annotation:
+    """The binary search's question. `any`: one right rollout of k (MM-PRM's MC > 0),
+    answered by as few rollouts as settle it. `survival`: is the prefix's MC nearer the
+    root's (a prefix of right steps keeps at least that) than `survival` times it (where
+    a wrong prefix's luck or guessing leaves it)? A sequential test decides."""
+    if cfg.decision == "any":
+        return (yield from on_track(tree, child, problem, grader, cfg, 1))
+    return (yield from sequential_test(tree, child, problem, grader, cfg, root_mc, cfg.survival * root_mc))
+
+
+def trusted(state: State, root_mc: float, cfg: AnnotateConfig) -> bool:
+    """Whether a state on track may seed searches of its own. Under `any`, always (MM-PRM).
+    Under `survival`, a wrong state let in by luck would seed searches that all start past
+    the true first error, so its rollouts must show `pool_survival` of the root's MC."""
+    if cfg.decision == "any":
+        return True
+    return bool(state.rollouts) and sum(r.correct for r in state.rollouts) >= \
+        cfg.pool_survival * root_mc * len(state.rollouts)
+
+
 def omegaprm(problem: Problem, grader: Grader, cfg: AnnotateConfig) -> Annotation:
     tree = Tree(problem.id)
     root = tree.insert([])
-    root_mc = yield from estimate(tree, root, problem, grader, cfg)
+    root_mc = yield from estimate(tree, root, problem, grader, replace(cfg, k=cfg.root_k or cfg.k))
     if root_mc in (0.0, 1.0):
         tree.skipped = f"root MC is {root_mc:g}"
         return tree, []
@@ -47,25 +76,32 @@ def omegaprm(problem: Problem, grader: Grader, cfg: AnnotateConfig) -> Annotatio
         state.visits += 1
         total_visits += 1
         tree.searches += 1
-        # Invariant: state + rollout[:left] has MC > 0; the whole rollout is wrong.
+        # Invariant: state + rollout[:left] is on track; the whole rollout is wrong.
         left, right = 0, len(rollout.steps)
         while right - left > 1 and tree.rollouts < cfg.rollout_budget:
             mid = (left + right) // 2
             child = tree.insert(state.steps + rollout.steps[:mid])
-            fresh = child.mc is None
-            mc = yield from estimate(tree, child, problem, grader, cfg)
-            if mc > 0:
+            known = {id(r) for r in child.rollouts}
+            if (yield from still_on_track(tree, child, root_mc, problem, grader, cfg)):
                 left = mid
-                if fresh:
-                    pool.extend((child, r) for r in child.rollouts if not r.correct and r.steps)
+                if trusted(child, root_mc, cfg):
+                    pool.extend((child, r) for r in child.rollouts
+                                if not r.correct and r.steps and id(r) not in known)
             else:
                 right = mid
-        if right - left <= 1:
+        blamed_unchecked = right == len(rollout.steps)  # the last step, blamed for the wrong answer alone
+        if right - left <= 1 and (cfg.blame_last_step or not blamed_unchecked):
             tree.first_errors.append({"state": state.id, "first_error_step": len(state.steps) + left,
                                       "steps": state.steps + rollout.steps})
         # The wrong rollout's full path is a state with MC 0 (its answer is wrong).
         end = tree.insert(state.steps + rollout.steps[:right])
-        if end.mc is None:
+        if end.mc is None and cfg.blame_last_step:
             end.mc = 0.0
+    if cfg.complete_labels:  # estimates that stopped early become k-rollout MC labels
+        before = tree.rollouts
+        for state in list(tree.states):
+            if state.rollouts and len(state.rollouts) < cfg.k:
+                yield from estimate(tree, state, problem, grader, cfg)
+        tree.label_rollouts = tree.rollouts - before
     return tree, training_paths(tree, problem, cfg.paths, min_steps=cfg.min_path_steps,
                                 limit=cfg.max_rollout_paths, seed=derive_seed(cfg.seed, problem.id, "paths"))

@@ -23,7 +23,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -140,12 +140,14 @@ def annotate(problems: list[Problem], policy: Policy, grader: Grader, out_dir: s
             if not active:
                 continue
             waiting = list(active.values())
-            requests = [Request(p, q.prefix, seed=q.seed) for p, _, q in waiting]
-            results = policy.sample_batch(requests, params)
-            rollouts += sum(len(r) for r in results)
             active.clear()
-            for (problem, gen, _), continuations in zip(waiting, results):
-                advance(problem, gen, continuations)
+            for k in sorted({q.k for _, _, q in waiting}):  # one call per rollout count asked
+                group = [w for w in waiting if w[2].k == k]
+                results = policy.sample_batch([Request(p, q.prefix, seed=q.seed) for p, _, q in group],
+                                              replace(params, n=k))
+                rollouts += sum(len(r) for r in results)
+                for (problem, gen, _), continuations in zip(group, results):
+                    advance(problem, gen, continuations)
             elapsed = max(1e-9, time.time() - start)
             bar.set_postfix(rollouts_s=f"{rollouts / elapsed:.0f}", labels_s=f"{labels / elapsed:.1f}")
     return summarize(out_dir, [p.id for p in problems], time.time() - start, rejected_inputs)

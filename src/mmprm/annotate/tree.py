@@ -45,6 +45,7 @@ class Tree:
     rollouts: int = 0
     tokens: int = 0
     searches: int = 0
+    label_rollouts: int = 0  # of `rollouts`, those that completed estimates for labels after the search
 
     def __post_init__(self) -> None:
         self._by_steps: dict[tuple[str, ...], int] = {tuple(s.steps): s.id for s in self.states}
@@ -87,14 +88,15 @@ class Tree:
 
     def to_dict(self) -> dict:
         return {"problem_id": self.problem_id, "skipped": self.skipped, "rollouts": self.rollouts,
-                "tokens": self.tokens, "searches": self.searches, "first_errors": self.first_errors,
+                "tokens": self.tokens, "searches": self.searches, "label_rollouts": self.label_rollouts,
+                "first_errors": self.first_errors,
                 "states": [asdict(s) for s in self.states]}
 
     @classmethod
     def from_dict(cls, d: dict) -> Tree:
         states = [State(**{**s, "rollouts": [Rollout(**r) for r in s["rollouts"]]}) for s in d["states"]]
         return cls(d["problem_id"], states, d["first_errors"], d["skipped"], d["rollouts"], d["tokens"],
-                   d["searches"])
+                   d["searches"], d.get("label_rollouts", 0))
 
 
 def _is_prefix(prefix: list[str], steps: list[str]) -> bool:
@@ -106,13 +108,15 @@ def to_paths(tree: Tree, problem: Problem) -> list[AnnotatedPath]:
     ends at the first state with MC 0 (a negative path) or, at a leaf with MC
     above 0, runs on through that leaf's shortest correct rollout (a positive
     path; its steps keep the leaf's MC, its last step gets 1.0 because the
-    answer it reaches is right)."""
+    answer it reaches is right). States without an MC are not labels."""
     if tree.skipped or not tree.states:
         return []
     paths: list[AnnotatedPath] = []
     start = [state_counts(tree.root)]
 
     def walk(state: State, steps: list[str], labels: list[float], counts: list) -> None:
+        if state.mc is None:  # a wrong rollout's end left unlabelled (blame_last_step off)
+            return
         if state.id != tree.root.id:
             span = state.steps[len(steps):]
             steps, labels = steps + span, labels + [float(state.mc)] * len(span)
