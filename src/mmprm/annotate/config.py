@@ -25,9 +25,9 @@ class AnnotateConfig:
     c_puct: float = setting(0.125, "U = c_puct * sqrt(sum N) / (1 + N(s))")
     max_searches: int = setting(100, "binary searches per problem", aliases=("--searches",))
     decision: str = setting("any", "when a prefix counts as still on track in the binary search: any (MC > 0, "
-                            "MM-PRM's rule) or survival (MC >= survival x the searched state's MC: holds up "
-                            "where wrong steps can still reach the answer by luck or guessing)",
-                            choices=DECISIONS)
+                            "MM-PRM's rule) or survival (a sequential test of the prefix's MC between the root's "
+                            "MC and `survival` times it: holds up where wrong steps can still reach the answer "
+                            "by luck or guessing)", choices=DECISIONS)
     survival: float = setting(0.5, "decision survival: a prefix's MC is tested against the root's MC and "
                               "this share of it")
     decision_error: float = setting(0.1, "decision survival: the sequential test's chance of either mistake")
