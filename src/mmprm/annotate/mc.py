@@ -56,8 +56,8 @@ def on_track(tree: Tree, state: State, problem: Problem, grader: Grader, cfg: An
             return state.mc * cfg.k >= needed
         if right >= needed:
             return True
-        if right + cfg.k - drawn < needed:
-            return False
+        if right + cfg.k - drawn < needed or (drawn and tree.rollouts >= cfg.rollout_budget):
+            return False  # settled, or out of budget with too few right
         yield from _draw(tree, state, problem, grader, cfg, min(wave, cfg.k - drawn))
 
 
@@ -65,8 +65,9 @@ def sequential_test(tree: Tree, state: State, problem: Problem, grader: Grader, 
                     p0: float, ) -> Generator[MCQuery, list[Continuation], bool]:
     """Whether the state's MC is nearer `p1` than `p0`: Wald's sequential probability ratio
     test, drawing in waves until the evidence crosses a boundary set by `cfg.decision_error`
-    (the chance of either mistake), or up to `cfg.decision_max` rollouts, where the likelier
-    side wins. Clear cases settle in a few rollouts, close ones take more."""
+    (the chance of either mistake), or up to `cfg.decision_max` rollouts or the end of the
+    problem's budget, where the likelier side wins. Clear cases settle in a few rollouts,
+    close ones take more."""
     wave = cfg.wave or cfg.k
     bound = math.log((1 - cfg.decision_error) / cfg.decision_error)
     per_right, per_wrong = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
@@ -75,8 +76,8 @@ def sequential_test(tree: Tree, state: State, problem: Problem, grader: Grader, 
             return state.mc >= (p0 + p1) / 2
         right, drawn = sum(r.correct for r in state.rollouts), len(state.rollouts)
         evidence = right * per_right + (drawn - right) * per_wrong
-        if abs(evidence) >= bound or drawn >= cfg.decision_max:
-            return evidence > 0
+        if abs(evidence) >= bound or drawn >= cfg.decision_max or (drawn and tree.rollouts >= cfg.rollout_budget):
+            return evidence > 0  # settled, at the cap, or out of budget: the likelier side
         yield from _draw(tree, state, problem, grader, cfg, min(wave, cfg.decision_max - drawn))
 
 
