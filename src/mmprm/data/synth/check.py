@@ -37,6 +37,21 @@ def first_wrong_step(problem: Problem, steps: list[str]) -> int | None:
     return None
 
 
+def corrected_step(problem: Problem, step: str) -> str | None:
+    """The step made right: a reading with the figure's true value, arithmetic with the true
+    result of its own left side; None for a step of neither kind. Ground truth: for the
+    simulated critic teacher, never for a product label."""
+    truth = {_norm(k): v for k, v in problem.meta.get("objects", {}).items()}
+    if m := _ARITH.match(step):
+        value = _evaluate(_TOKEN.findall(m.group(1)))
+        if value is None or value.denominator != 1:
+            return None
+        return f"{m.group(1).strip()} = {value.numerator}"
+    if (m := _READ.match(step)) and _norm(m.group(1)) in truth:
+        return f"{m.group(1)} is {truth[_norm(m.group(1))]}"
+    return None
+
+
 def _judge(step: str, truth: dict[str, int]) -> bool:
     m = _ARITH.match(step)
     if m:

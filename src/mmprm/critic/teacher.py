@@ -1,0 +1,103 @@
+"""Teachers that write critiques for training a critic.
+
+GM-PRM's teacher is GPT-4o. Here, for synthetic problems, `SimulatedTeacher`
+writes critiques from the generator's ground truth with controlled, seeded
+noise (wrong verdicts, a wrong first error, bad corrections, dropped
+fields), standing in for a strong model's mistakes: a stand-in, and reports
+call it one. Its output is text in a critique layout, so it goes through the
+same parser as any teacher's (a dropped field makes an unparseable critique,
+as a real teacher's cut-off output would).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from mmprm.critic.critique import Critique, StepReview, render
+from mmprm.data.synth.check import corrected_step, local_step_labels
+from mmprm.seeds import derive_seed
+from mmprm.types import Problem
+
+NOISE_KINDS = ("verdict", "first_error", "correction", "dropped")
+
+
+class SimulatedTeacher:
+    """Critiques from the synthetic ground truth; with probability `noise` a critique gets
+    one mistake of a kind drawn from NOISE_KINDS. Deterministic in (seed, problem, steps)."""
+
+    name = "simulated-teacher"
+
+    def __init__(self, noise: float = 0.0, *, seed: int = 0, layout: str = "compact"):
+        if not 0 <= noise <= 1:
+            raise ValueError(f"noise must be in [0, 1], got {noise}")
+        self.noise, self.seed, self.layout = noise, seed, layout
+        self.name = f"simulated-teacher:noise={noise:g}"
+
+    def critique(self, problem: Problem, steps: list[str]) -> str | None:
+        """The teacher's critique text, or None where the ground truth cannot correct the
+        first wrong step (a step that is neither a reading nor arithmetic)."""
+        truth = self.true_critique(problem, steps)
+        if truth is None:
+            return None
+        rng = random.Random(derive_seed(self.seed, "teacher", problem.id, *steps))
+        if rng.random() >= self.noise:
+            return render(truth, self.layout)
+        return self._mistake(truth, problem, steps, rng.choice(NOISE_KINDS), rng)
+
+    @staticmethod
+    def true_critique(problem: Problem, steps: list[str]) -> Critique | None:
+        verdicts = local_step_labels(problem, steps)
+        first = next((i for i, ok in enumerate(verdicts) if not ok), None)
+        upto = len(steps) if first is None else first + 1
+        reviews = tuple(_review(problem, steps[i], verdicts[i]) for i in range(upto))
+        if first is None:
+            return Critique(reviews, None)
+        correction = corrected_step(problem, steps[first])
+        return None if correction is None else Critique(reviews, first, correction)
+
+    def _mistake(self, truth: Critique, problem: Problem, steps: list[str], kind: str,
+                 rng: random.Random) -> str:
+        reviews = list(truth.reviews)
+        if kind == "verdict":  # a verdict flipped, the first error following it, as a careless teacher's would
+            k = rng.randrange(len(steps))
+            flipped = [*(r.correct for r in reviews), *([True] * (len(steps) - len(reviews)))]
+            flipped[k] = not flipped[k]
+            first = next((i for i, ok in enumerate(flipped) if not ok), None)
+            upto = len(steps) if first is None else first + 1
+            reviews = [_review(problem, steps[i], flipped[i]) for i in range(upto)]
+            fix = None if first is None else (corrected_step(problem, steps[first]) or steps[first])
+            return render(Critique(tuple(reviews), first, fix), self.layout)
+        if kind == "first_error" and len(steps) > 1:  # blames another step, consistently
+            choices = [i for i in range(len(steps)) if i != truth.first_error]
+            first = rng.choice(choices)
+            reviews = [_review(problem, steps[i], i != first) for i in range(first + 1)]
+            fix = corrected_step(problem, steps[first]) or steps[first]
+            if fix == steps[first]:
+                fix = _bump(fix, rng)
+            return render(Critique(tuple(reviews), first, fix), self.layout)
+        if kind == "correction" and truth.first_error is not None:  # the fix is itself wrong
+            return render(Critique(truth.reviews, truth.first_error, _bump(truth.correction or "", rng)),
+                          self.layout)
+        text = render(truth, self.layout).splitlines()  # a field dropped: the output is cut or garbled
+        del text[rng.randrange(len(text))]
+        return "\n".join(text)
+
+
+def _review(problem: Problem, step: str, correct: bool) -> StepReview:
+    """A plain review in the teacher's words: what the step does, what the figure shows for it."""
+    read = re.match(r"^\s*(?:the\s+)?(.+?)\s+is\s+(\d+)", step, re.I)
+    if read:
+        shown = problem.meta.get("objects", {}).get(read.group(1))
+        visual = f"the figure shows {read.group(1)} at {shown}" if shown is not None else "not in the figure"
+        return StepReview(f"read {read.group(1)}", visual, "a reading" if correct else "misread", correct)
+    return StepReview("compute", "no reading", "the arithmetic holds" if correct else "the arithmetic is wrong",
+                      correct)
+
+
+def _bump(step: str, rng: random.Random) -> str:
+    """The step with its last number changed: a correction that is wrong."""
+    m = re.search(r"(\d+)(\D*)$", step)
+    if not m:
+        return step + " 1"
+    return step[: m.start(1)] + str(int(m.group(1)) + rng.randint(1, 9)) + m.group(2)
