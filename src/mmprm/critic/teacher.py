@@ -101,3 +101,65 @@ def _bump(step: str, rng: random.Random) -> str:
     if not m:
         return step + " 1"
     return step[: m.start(1)] + str(int(m.group(1)) + rng.randint(1, 9)) + m.group(2)
+
+
+class ChatTeacher:
+    """A teacher model behind an OpenAI-compatible chat API (vLLM, a hosted model,
+    `mmprm serve-policy`): the problem's figures as data URIs, the numbered steps, and
+    GM-PRM's request to review each step up to the first wrong one and correct it, in
+    the prose layout that `critique.parse` reads. Returns the model's text as it is: the
+    parser decides whether it is a critique."""
+
+    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 120.0,
+                 max_retries: int = 5, max_tokens: int = 2048, temperature: float = 0.0):
+        import httpx
+
+        from mmprm.http import Retrying
+
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model, self.max_tokens, self.temperature = model, max_tokens, temperature
+        self.name = f"chat-teacher:{base_url}#{model}"
+        self._client = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+        self._retrying = Retrying("teacher server", max_retries=max_retries)
+        self._images: dict[str, str] = {}
+
+    def critique(self, problem: Problem, steps: list[str]) -> str:
+        body = {"model": self.model, "messages": critique_messages(problem, steps, self._images),
+                "max_tokens": self.max_tokens, "temperature": self.temperature}
+        data = self._retrying.post(self._client, self.url, body, _has_text)
+        return data["choices"][0]["message"].get("content") or ""
+
+    def close(self) -> None:
+        self._client.close()
+
+
+TEACHER_INSTRUCTIONS = """You are checking a step-by-step solution to a math problem about the figure.
+For each step, in order, up to and including the first incorrect one, write:
+
+Step k.
+Intent: what the step is trying to do.
+Alignment with the figure: whether what it reads or assumes matches the figure.
+Logic: whether its reasoning and arithmetic are sound.
+Verdict: \\boxed{correct} or \\boxed{incorrect}
+
+Then write "First incorrect step: k" (or "First incorrect step: none" if every step is correct),
+and, if there is an incorrect step, "Corrected step: " followed by that step rewritten correctly."""
+
+
+def critique_messages(problem: Problem, steps: list[str], images: dict[str, str] | None = None) -> list[dict]:
+    """The chat a teacher answers: instructions, the figures, the question and the numbered steps."""
+    from mmprm.io import image_data_uri
+    from mmprm.policy.prompt import question_text
+
+    solution = "\n".join(f"Step {k}: {s}" for k, s in enumerate(steps, 1))
+    parts = [{"type": "image_url", "image_url": {"url": image_data_uri(ref, images)}} for ref in problem.images]
+    parts.append({"type": "text", "text": f"Problem: {question_text(problem)}\n\nSolution:\n{solution}"})
+    return [{"role": "system", "content": TEACHER_INSTRUCTIONS}, {"role": "user", "content": parts}]
+
+
+def _has_text(data: object) -> str | None:
+    try:
+        content = data["choices"][0]["message"].get("content")  # type: ignore[index]
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return "no choices[0].message"
+    return None if content is None or isinstance(content, str) else "the message content is not text"
