@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from mmprm.config import add_flags, config_from_args
+from mmprm.critic.base import SPEC_HELP as CRITIC_SPEC
 from mmprm.labels import LABEL_SOURCES
 from mmprm.limits import RecordLimits, set_limits
 from mmprm.policy.load import SPEC_HELP as POLICY_SPEC
@@ -134,7 +135,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from mmprm.search.tree_search import SearchConfig
 
     report = search_file(args.policy, args.prm, args.data, args.out, config_from_args(SearchConfig, args, "search"),
-                         grader=_grader(args), limit=args.limit)
+                         grader=_grader(args), limit=args.limit, critic=args.critic)
     print(json.dumps(report, indent=2), file=sys.stderr)
     return 0
 
@@ -279,10 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_evaluate_steps)
 
-    p = _stage(sub, "search", "PRM-guided search: bon, beam, dvts, greedy", cmd_search, SearchConfig,
+    p = _stage(sub, "search", "PRM-guided search: bon, refined, beam, dvts, greedy", cmd_search, SearchConfig,
                inputs={"--policy": POLICY_SPEC, "--prm": PRM_SPEC, "--data": "problems.jsonl",
                        "--out": "output folder (rerunning resumes)"})
     p.add_argument("--limit", type=int, help="only the first N problems")
+    p.add_argument("--critic", help=f"--method refined: the critic, {CRITIC_SPEC}")
 
     _stage(sub, "train", "train a PRM on annotated paths (or graded samples)", cmd_train, PRMTrainConfig,
            inputs={"--out": "the PRM folder"}, section="train", grades=False, example="e.g. recipes/prm-mmprm.yaml")

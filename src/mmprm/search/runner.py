@@ -14,17 +14,20 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from mmprm.aggregate import AGGREGATIONS, aggregate, group_is_correct, to_weight
+from mmprm.critic.base import Critic, load_critic
 from mmprm.grading import Grader
 from mmprm.io import Rejected, RejectLog, read_records, write_json_atomic
 from mmprm.output import OutputLayout, ResumableOutput
 from mmprm.policy.base import Policy, Request, SamplingParams
 from mmprm.prm.base import PRM
+from mmprm.search.refine import refined_best_of_n
 from mmprm.search.select import best_of_n, group_answers, vote
 from mmprm.search.tree_search import SearchConfig, SearchResult, step_search
 from mmprm.seeds import problem_seed
@@ -47,13 +50,14 @@ def best_of_n_search(problems: list[Problem], policy: Policy, prm: PRM, cfg: Sea
     return results
 
 
-SEARCH_METHODS = {"bon": best_of_n_search, "beam": step_search, "dvts": step_search, "greedy": step_search}
+SEARCH_METHODS = {"bon": best_of_n_search, "refined": refined_best_of_n, "beam": step_search, "dvts": step_search,
+                  "greedy": step_search}
 
 
 def search_file(policy: str, prm: str, data: str | Path, out_dir: str | Path, cfg: SearchConfig, *,
-                grader: Grader | None = None, limit: int | None = None) -> dict:
-    """`mmprm search`: the first `limit` problems of `data`, the policy and PRM
-    built from their specs, then `run_search`; returns the report."""
+                grader: Grader | None = None, limit: int | None = None, critic: str | None = None) -> dict:
+    """`mmprm search`: the first `limit` problems of `data`, the policy, PRM (and for
+    Refined-BoN the critic) built from their specs, then `run_search`; returns the report."""
     from mmprm.data import load_problems
     from mmprm.grading import RuleGrader
     from mmprm.policy.load import load_policy
@@ -66,20 +70,26 @@ def search_file(policy: str, prm: str, data: str | Path, out_dir: str | Path, cf
     rejects = RejectLog(Path(out_dir) / "problems.jsonl", echo=tqdm.write)  # DIR/problems.rejected.jsonl
     problems = load_problems(data, rejects=rejects)[:limit]
     rejects.close()
+    if (cfg.method == "refined") != (critic is not None):
+        raise ValueError("--method refined needs --critic, and only it takes one")
+    reviewer = load_critic(critic) if critic is not None else None
     model = load_policy(policy)
     try:
         scorer = load_prm(prm)
         try:
-            return run_search(problems, model, scorer, grader or RuleGrader(), cfg, out_dir, inputs=[data])
+            return run_search(problems, model, scorer, grader or RuleGrader(), cfg, out_dir, inputs=[data],
+                              critic=reviewer)
         finally:
             scorer.close()
     finally:
         model.close()
+        if reviewer is not None:
+            reviewer.close()
 
 
 def run_search(problems: list[Problem], policy: Policy, prm: PRM, grader: Grader, cfg: SearchConfig,
                out_dir: str | Path, *, chunk: int = 8, inputs: Sequence[str | Path] = (),
-               progress: bool = True) -> dict:
+               progress: bool = True, critic: Critic | None = None) -> dict:
     """Search every problem into `out_dir` (a resumable output: the policy, PRM,
     grader and search settings are its settings); returns the report."""
     if chunk < 1:
@@ -88,6 +98,11 @@ def run_search(problems: list[Problem], policy: Policy, prm: PRM, grader: Grader
     search = SEARCH_METHODS[cfg.method]
     settings = {"command": "search", "policy": policy.name, "prm": prm.name, "grader": grader.name,
                 "search": asdict(cfg)}
+    if cfg.method == "refined":
+        if critic is None:
+            raise ValueError("Refined Best-of-N needs a critic")
+        search = partial(refined_best_of_n, critic=critic)
+        settings["critic"] = critic.name
     output = ResumableOutput(OutputLayout.folder(out_dir, "candidates.jsonl"), settings, inputs=inputs)
     start = time.time()
     with output.open(p.id for p in problems):

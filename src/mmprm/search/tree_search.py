@@ -31,8 +31,8 @@ METHODS = ("beam", "dvts", "greedy")
 class SearchConfig:
     """Settings of one search run; `method` is bon (whole solutions) or a step-level method."""
 
-    method: str = setting("beam", "bon (whole solutions, scored once) or a step-level method",
-                          choices=("bon", *METHODS))
+    method: str = setting("beam", "bon (whole solutions, scored once), refined (Refined-BoN: needs a critic) "
+                          "or a step-level method", choices=("bon", "refined", *METHODS))
     n: int = setting(16, "samples per round per problem: the compute unit")
     width: int = setting(4, "beam width (beam) or expansions per subtree (dvts)")
     max_depth: int = setting(12, "rounds (steps) before unfinished beams are given up")
@@ -42,10 +42,15 @@ class SearchConfig:
     top_k: int = setting(0, "top-k sampling (0: off)")
     max_step_tokens: int = setting(128, "tokens per step (bon: times max_depth per solution)")
     seed: int = setting(0, "sampling seed")
+    refine_share: float = setting(0.5, "refined: the share of n sampled first; the rest continue from them")
+    correction: bool = setting(True, "refined: continue from the critic's corrected step (off: the control, "
+                               "the same prefix without the correction)")
 
     def __post_init__(self):
-        if self.method not in ("bon", *METHODS):
-            raise ValueError(f"unknown search method {self.method!r}; choose from bon, {', '.join(METHODS)}")
+        if self.method not in ("bon", "refined", *METHODS):
+            raise ValueError(f"unknown search method {self.method!r}; choose from bon, refined, {', '.join(METHODS)}")
+        if not 0 < self.refine_share < 1:
+            raise ValueError(f"refine_share must be in (0, 1), got {self.refine_share}")
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {self.aggregation!r}; choose from {', '.join(AGGREGATIONS)}")
         for name in ("n", "width", "max_depth", "max_step_tokens"):
