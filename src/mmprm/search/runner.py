@@ -149,6 +149,7 @@ def search_report(candidates_file: Path, done: list[dict], grader: Grader, cfg: 
         acc.setdefault("any_correct", []).append(float(correct.any()) if len(cands) else 0.0)
     return {"method": cfg.method, "n": cfg.n, "problems": len(done),
             "accuracy": {k: float(np.mean(v)) for k, v in acc.items()},
+            "per_problem": {"ids": [r["id"] for r in done], **acc},  # for paired comparisons between runs
             "tokens_per_problem": float(np.mean([r["tokens"] for r in done])) if done else 0.0,
             "notes": ["Ties are split evenly (expected accuracy under a random tie-break).",
                       "Unfinished beams (cut at max_depth) never count as right."]}
