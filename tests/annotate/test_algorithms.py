@@ -1,13 +1,13 @@
 from pathlib import Path
 
 import pytest
+from driving import drive as drive_for
 
 from mmprm.annotate.config import AnnotateConfig
 from mmprm.annotate.mc import per_step_mc
 from mmprm.annotate.omegaprm import omegaprm
 from mmprm.annotate.tree import Rollout, Tree, draw_paths, filter_paths, rollout_paths, to_paths
 from mmprm.grading import RuleGrader
-from mmprm.policy.base import Request, SamplingParams
 from mmprm.policy.simulated import SimulatedPolicy, true_first_error
 from mmprm.types import Problem
 
@@ -15,15 +15,8 @@ GRADER = RuleGrader()
 
 
 def drive(gen, policy):
-    """Run an annotation generator to the end against a policy."""
-    reply = None
-    while True:
-        try:
-            query = gen.send(reply)
-        except StopIteration as stop:
-            return stop.value
-        reply = policy.sample_batch([Request(PROBLEM, query.prefix, query.seed)],
-                                    SamplingParams(n=query.k))[0]
+    """Run an annotation generator to the end against a policy, for PROBLEM."""
+    return drive_for(gen, policy, PROBLEM)
 
 
 PROBLEM = Problem("p", "q", "40", meta={"n_steps": 8})

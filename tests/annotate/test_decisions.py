@@ -9,6 +9,7 @@ import math
 from collections import Counter
 
 import pytest
+from driving import drive as drive_for
 
 from mmprm.annotate.config import AnnotateConfig
 from mmprm.annotate.mc import on_track, per_step_mc, sequential_test
@@ -16,7 +17,7 @@ from mmprm.annotate.omegaprm import omegaprm
 from mmprm.annotate.runner import annotate
 from mmprm.annotate.tree import Tree
 from mmprm.grading import RuleGrader
-from mmprm.policy.base import Continuation, Policy, Request, SamplingParams
+from mmprm.policy.base import Continuation, Policy
 from mmprm.policy.simulated import SimulatedPolicy, true_first_error
 from mmprm.types import Problem
 
@@ -47,13 +48,7 @@ class Pattern(Policy):
 
 
 def drive(gen, policy, problem=PROBLEM):
-    reply = None
-    while True:
-        try:
-            query = gen.send(reply)
-        except StopIteration as stop:
-            return stop.value
-        reply = policy.sample_batch([Request(problem, query.prefix, query.seed)], SamplingParams(n=query.k))[0]
+    return drive_for(gen, policy, problem)
 
 
 def decide(question, pattern):
