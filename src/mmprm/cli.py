@@ -174,6 +174,17 @@ def cmd_serve_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_critic_build_data(args: argparse.Namespace) -> int:
+    from mmprm.critic.data import build_critic_data
+    from mmprm.critic.teacher import load_teacher
+
+    layout = "prose" if args.teacher.startswith("chat:") else args.layout
+    summary = build_critic_data(args.paths, args.out, load_teacher(args.teacher, layout), layout=layout,
+                                min_rollouts=args.min_rollouts, filtered=not args.no_filter)
+    print(json.dumps(summary), file=sys.stderr)
+    return 0
+
+
 def cmd_serve_prm(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -306,6 +317,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_serve_policy)
+
+    critic = sub.add_parser("critic", help="the generative critic (GM-PRM): its data").add_subparsers(
+        dest="critic_command", required=True)
+    p = critic.add_parser("build-data", help="teacher critiques of annotated paths, kept where MC agrees")
+    p.add_argument("--paths", required=True, help="paths.jsonl from annotate (rollout paths carry MC counts)")
+    p.add_argument("--teacher", required=True, help="sim:NOISE (synthetic problems) or chat:URL#MODEL")
+    p.add_argument("--out", required=True, help="the critiques file (JSONL); a .report.json goes beside it")
+    p.add_argument("--layout", choices=["compact", "prose"], default="compact",
+                   help="the simulated teacher's layout (a chat teacher writes prose)")
+    p.add_argument("--min-rollouts", type=int, default=2, help="MC estimates from fewer are not trusted")
+    p.add_argument("--no-filter", action="store_true", help="keep every critique that parses (the unfiltered run)")
+    p.set_defaults(func=cmd_critic_build_data)
 
     from mmprm.serve.prm_client import API_KEY_ENV
     from mmprm.serve.prm_server import PRMServeConfig

@@ -20,6 +20,21 @@ from mmprm.seeds import derive_seed
 from mmprm.types import Problem
 
 NOISE_KINDS = ("verdict", "first_error", "correction", "dropped")
+SPEC_HELP = "sim:NOISE (the simulated teacher: synthetic problems only) or chat:URL#MODEL"
+
+
+def load_teacher(spec: str, layout: str = "compact"):
+    """A teacher from its spec; a chat teacher always writes the prose layout."""
+    kind, _, rest = spec.partition(":")
+    if kind == "sim" and rest:
+        try:
+            return SimulatedTeacher(float(rest), layout=layout)
+        except ValueError:
+            raise ValueError(f"teacher spec {spec!r}: the noise must be a number in [0, 1]") from None
+    if kind == "chat" and "#" in rest:
+        url, _, model = rest.partition("#")
+        return ChatTeacher(url, model)
+    raise ValueError(f"teacher spec {spec!r} is not {SPEC_HELP}")
 
 
 class SimulatedTeacher:
