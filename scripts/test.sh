@@ -3,4 +3,4 @@
 # .venv on first use. Extra arguments go to pytest.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 python -m ruff check src tests benchmarks examples scripts
-exec python -m pytest "$@"
+exec python -m pytest -n 2 "$@"  # two workers: the tests are single-threaded, the machines have two cores

@@ -82,10 +82,9 @@ def test_a_killed_or_interrupted_run_resumes_to_the_uninterrupted_output(work, k
         _run(_command("generate", d / "data", d / "samples-ref.jsonl", prm))
     reference = d / f"{kind}-ref" / ("out.jsonl" if kind in ("generate", "score") else "")
     _run(_command(kind, d / "data", reference, prm))
-    points = {  # (name, ledger lines to wait for, signal): annotate, the longest job, at three points
-        "generate": [("early-kill", 0, signal.SIGKILL), ("mid-int", 2, signal.SIGINT)],
-        "annotate": [("early-kill", 0, signal.SIGKILL), ("mid-int", 2, signal.SIGINT),
-                     ("late-kill", 4, signal.SIGKILL)],
+    points = {  # (name, ledger lines to wait for, signal): annotate, the longest job, early and late
+        "generate": [("mid-int", 2, signal.SIGINT)],
+        "annotate": [("early-kill", 0, signal.SIGKILL), ("late-kill", 4, signal.SIGKILL)],
         "score": [("mid-kill", 1, signal.SIGKILL)],
         "search": [("early-int", 0, signal.SIGINT)],  # its one chunk of problems is written at once
     }[kind]
