@@ -149,3 +149,13 @@ def test_the_runner_draws_what_each_query_asks(tmp_path):
         assert all(len(s["rollouts"]) == 6 for s in tree["states"][1:] if s["rollouts"])
     direct = drive(per_step_mc(problems[0], GRADER, cfg), SimulatedPolicy(steps=4, error=0.2), problems[0])[0]
     assert len(direct.root.rollouts) == 3
+
+
+def test_without_the_free_blame_the_traversal_still_writes_its_paths():
+    policy = SimulatedPolicy(steps=4, error=[0, 0, 0, 0.5], words=5)
+    for blame in (True, False):
+        problem = Problem("p", "q", "40", meta={"n_steps": 4})
+        cfg = AnnotateConfig(k=8, max_searches=20, blame_last_step=blame)
+        tree, paths = drive(omegaprm(problem, GRADER, cfg), policy, problem)
+        assert paths, blame
+        assert all(s.mc is not None for s in tree.states)

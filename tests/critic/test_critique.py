@@ -99,3 +99,13 @@ def test_fuzzed_critiques_never_raise(layout):
 def test_an_unknown_layout_is_refused():
     with pytest.raises(ValueError, match="unknown critique layout"):
         render(CASES[0][0], "json")
+
+
+def test_long_lines_parse_quickly_and_a_correction_may_read_like_a_heading():
+    import time
+
+    start = time.perf_counter()
+    parsed = parse("step 1: " + "a | " * 2000 + "x", 1, "compact")
+    assert parsed.critique is None and time.perf_counter() - start < 0.5
+    text = render(CASES[1][0], "prose").replace("Corrected step: bar B is 6", "Corrected step:\nStep 2. bar B is 6")
+    assert parse(text, 3, "prose").critique.correction == "Step 2. bar B is 6"

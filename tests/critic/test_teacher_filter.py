@@ -74,8 +74,10 @@ def counts_path(counts: list, steps: int = 3) -> AnnotatedPath:
     ([[4, 8], [3, 8], [0, 8], [0, 1]], 1),  # the prefix through step 2 never reaches the answer
     ([[4, 8], [3, 8], [2, 8], [1, 1]], None),  # a right solution
     ([[4, 8], [3, 8], [2, 8], [0, 1]], 2),  # the outcome is graded: the last step is always trusted
-    ([[4, 8], [1, 1], [0, 8], [0, 1]], UNCHECKED),  # one rollout cannot tell
-    ([[4, 8], None, [0, 8], [0, 1]], UNCHECKED),
+    ([[4, 8], [1, 1], [0, 8], [0, 1]], 1),  # one right rollout proves step 1, however few were drawn
+    ([[4, 8], [0, 1], [0, 8], [0, 1]], UNCHECKED),  # one wrong rollout cannot tell: is step 1 or 2 the error?
+    ([[4, 8], None, [0, 8], [0, 1]], UNCHECKED),  # nothing proves step 1
+    ([[4, 8], None, [2, 8], [0, 1]], 2),  # a right rollout after step 2 proves steps 1 and 2
 ])
 def test_mc_first_error_reads_the_first_prefix_with_mc_zero(counts, first):
     assert mc_first_error(counts_path(counts), min_rollouts=2) == first
@@ -86,7 +88,7 @@ def test_the_filter_keeps_critiques_that_agree_with_mc_and_counts_the_rest():
     agree = "step 1: a | b | c | right\nstep 2: a | b | c | wrong\nfirst error: 2\ncorrection: x"
     disagree = "step 1: a | b | c | wrong\nfirst error: 1\ncorrection: x"
     broken = "step 1: a | b | c | right"
-    unchecked = counts_path([[4, 8], [1, 1], [0, 8], [0, 1]])
+    unchecked = counts_path([[4, 8], [0, 1], [0, 8], [0, 1]])
     kept, report = filter_critiques([(path, agree), (path, disagree), (path, broken), (unchecked, agree),
                                      (path, None)])
     assert [c.first_error for _, c in kept] == [1]

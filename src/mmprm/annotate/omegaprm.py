@@ -70,6 +70,7 @@ def omegaprm(problem: Problem, grader: Grader, cfg: AnnotateConfig) -> Annotatio
         tree.skipped = f"root MC is {root_mc:g}"
         return tree, []
     pool: list[tuple[State, Rollout]] = [(root, r) for r in root.rollouts if not r.correct and r.steps]
+    seeded = {root.id}  # states whose wrong rollouts went into the pool
     total_visits = 0
     while pool and tree.searches < cfg.max_searches and tree.rollouts < cfg.rollout_budget:
         state, rollout = pool.pop(select(pool, total_visits, cfg))
@@ -81,22 +82,25 @@ def omegaprm(problem: Problem, grader: Grader, cfg: AnnotateConfig) -> Annotatio
         while right - left > 1 and tree.rollouts < cfg.rollout_budget:
             mid = (left + right) // 2
             child = tree.insert(state.steps + rollout.steps[:mid])
-            known = {id(r) for r in child.rollouts}
+            known = {id(r) for r in child.rollouts} if child.id in seeded else set()
             if (yield from still_on_track(tree, child, root_mc, problem, grader, cfg)):
                 left = mid
-                if trusted(child, root_mc, cfg):
+                if trusted(child, root_mc, cfg):  # its wrong rollouts not yet in the pool join it
                     pool.extend((child, r) for r in child.rollouts
                                 if not r.correct and r.steps and id(r) not in known)
+                    seeded.add(child.id)
             else:
                 right = mid
         blamed_unchecked = right == len(rollout.steps)  # the last step, blamed for the wrong answer alone
         if right - left <= 1 and (cfg.blame_last_step or not blamed_unchecked):
             tree.first_errors.append({"state": state.id, "first_error_step": len(state.steps) + left,
                                       "steps": state.steps + rollout.steps})
-        # The wrong rollout's full path is a state with MC 0 (its answer is wrong).
-        end = tree.insert(state.steps + rollout.steps[:right])
-        if end.mc is None and cfg.blame_last_step:
-            end.mc = 0.0
+        # The wrong rollout's full path is a state with MC 0 (its answer is wrong); without the
+        # blame, a full path no rollout checked is left out of the tree (it would be no label).
+        if right < len(rollout.steps) or cfg.blame_last_step:
+            end = tree.insert(state.steps + rollout.steps[:right])
+            if end.mc is None:
+                end.mc = 0.0
     if cfg.complete_labels:  # estimates that stopped early become k-rollout MC labels
         before = tree.rollouts
         for state in list(tree.states):

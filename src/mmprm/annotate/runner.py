@@ -122,7 +122,8 @@ def annotate(problems: list[Problem], policy: Policy, grader: Grader, out_dir: s
                 p.images = rehome_images(p.images, out_dir, out_dir / "images", problem.id)
             labels += sum(len(p.labels) for p in paths)
             output.write(problem.id, paths, paths=len(paths), labels=sum(len(p.labels) for p in paths),
-                         rollouts=tree.rollouts, tokens=tree.tokens, searches=tree.searches, skipped=tree.skipped)
+                         rollouts=tree.rollouts, label_rollouts=tree.label_rollouts, tokens=tree.tokens,
+                         searches=tree.searches, skipped=tree.skipped)
             bar.update(1)
 
         def advance(problem: Problem, gen: Annotation, reply) -> None:
@@ -176,6 +177,7 @@ def summarize(out_dir: Path, problem_ids: list[str], wall_seconds: float, reject
         "paths": sum(r["paths"] for r in wanted),
         "labels": sum(r["labels"] for r in wanted),
         "rollouts": sum(r["rollouts"] for r in wanted),
+        "label_rollouts": sum(r.get("label_rollouts", 0) for r in wanted),
         "generated_tokens": sum(r["tokens"] for r in wanted),
         "searches": sum(r["searches"] for r in wanted),
         "label_histogram": dict(sorted(histogram.items())),

@@ -104,7 +104,7 @@ def parse(text: str, n_steps: int, layout: str = "compact") -> ParsedCritique:
 
 # ---- the layouts ------------------------------------------------------------------
 
-_COMPACT_STEP = re.compile(r"^step (\d+): (.*) \| (.*) \| (.*) \| (right|wrong)\s*$", re.I)
+_COMPACT_STEP = re.compile(r"^step (\d+): ([^|]*) \| ([^|]*) \| ([^|]*) \| (right|wrong)\s*$", re.I)
 _COMPACT_FIRST = re.compile(r"^first error: (none|\d+)\s*$", re.I)
 _COMPACT_FIX = re.compile(r"^correction: ?(.*)$", re.I)
 
@@ -142,8 +142,9 @@ _PROSE_FIX = re.compile(r"Corrected step:(.*)\Z", re.S | re.I)
 
 
 def _parse_prose(text: str) -> tuple[Critique | None, str | None]:
-    blocks = list(_PROSE_STEP.finditer(text))
-    headed = re.findall(r"^\s*Step (\d+)\.", text, re.M)
+    reviews_part = text[: m.start()] if (m := _PROSE_FIRST.search(text)) else text  # a correction may read "Step 2."
+    blocks = list(_PROSE_STEP.finditer(reviews_part))
+    headed = re.findall(r"^\s*Step (\d+)\.", reviews_part, re.M)
     if len(headed) != len(blocks):
         return None, f"{len(headed)} step headings but {len(blocks)} complete reviews (a verdict missing?)"
     reviews = []

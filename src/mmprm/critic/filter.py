@@ -2,11 +2,11 @@
 Monte-Carlo estimation on the annotation tree.
 
 MC says a step is still right when some rollout from its prefix reaches the
-answer, so the MC first error is the first step whose prefix MC is 0. An
-estimate from fewer than `min_rollouts` rollouts is not trusted: a critique
-whose agreement would rest on one is not kept (not checked). The last
-step's prefix is the whole solution, whose outcome is graded, not estimated,
-so it is always trusted.
+answer, so the MC first error is the first step whose prefix MC is 0. A zero
+from fewer than `min_rollouts` rollouts is not trusted, and a critique whose
+agreement would rest on one is not kept (not checked); a right rollout
+proves its prefix whatever their number. The last step's count is the
+solution's graded outcome on rollout paths, so it is trusted.
 """
 
 from __future__ import annotations
@@ -20,19 +20,22 @@ UNCHECKED = "unchecked"
 
 
 def mc_first_error(path: AnnotatedPath, min_rollouts: int = 2) -> int | None | str:
-    """The first step whose prefix MC is 0, None when no step's is, or UNCHECKED when a
-    step before it has too few rollouts (or none) to tell."""
+    """The first step whose prefix MC is 0, None when the solution is right, or UNCHECKED.
+
+    A right rollout from a prefix proves it, and every shorter prefix, still on track, so
+    only zeros need `min_rollouts`: the MC first error is the first trusted zero whose
+    previous step is proven on track (the first step needs no proof). A prefix without a
+    count (inside a multi-step edge) proves nothing either way."""
     counts = path.meta.get("mc_counts")
     if not isinstance(counts, list) or len(counts) != len(path.steps) + 1:
         return UNCHECKED
     last = len(path.steps) - 1
+    on_track = [isinstance(c, list) and c[0] > 0 for c in counts[1:]]
     for j in range(len(path.steps)):
         c = counts[j + 1]
-        if c is None or (j < last and c[1] < min_rollouts):
-            return UNCHECKED
-        if c[0] == 0:
-            return j
-    return None
+        if isinstance(c, list) and c[0] == 0 and (j == last or c[1] >= min_rollouts):
+            return j if j == 0 or on_track[j - 1] else UNCHECKED
+    return None if on_track[last] else UNCHECKED
 
 
 @dataclass

@@ -39,7 +39,9 @@ def load_teacher(spec: str, layout: str = "compact"):
 
 class SimulatedTeacher:
     """Critiques from the synthetic ground truth; with probability `noise` a critique gets
-    one mistake of a kind drawn from NOISE_KINDS. Deterministic in (seed, problem, steps)."""
+    one mistake of a kind drawn from those of NOISE_KINDS it can have (no wrong correction
+    where nothing is wrong, no other step to blame in a one-step solution). Deterministic in
+    (seed, problem, steps)."""
 
     name = "simulated-teacher"
 
@@ -58,7 +60,9 @@ class SimulatedTeacher:
         rng = random.Random(derive_seed(self.seed, "teacher", problem.id, *steps))
         if rng.random() >= self.noise:
             return render(truth, self.layout)
-        return self._mistake(truth, problem, steps, rng.choice(NOISE_KINDS), rng)
+        kinds = [k for k in NOISE_KINDS if (k != "first_error" or len(steps) > 1)
+                 and (k != "correction" or truth.first_error is not None)]  # the mistakes this critique can have
+        return self._mistake(truth, problem, steps, rng.choice(kinds), rng)
 
     @staticmethod
     def true_critique(problem: Problem, steps: list[str]) -> Critique | None:
@@ -83,7 +87,7 @@ class SimulatedTeacher:
             reviews = [_review(problem, steps[i], flipped[i]) for i in range(upto)]
             fix = None if first is None else (corrected_step(problem, steps[first]) or steps[first])
             return render(Critique(tuple(reviews), first, fix), self.layout)
-        if kind == "first_error" and len(steps) > 1:  # blames another step, consistently
+        if kind == "first_error":  # blames another step, consistently
             choices = [i for i in range(len(steps)) if i != truth.first_error]
             first = rng.choice(choices)
             reviews = [_review(problem, steps[i], i != first) for i in range(first + 1)]
@@ -91,11 +95,11 @@ class SimulatedTeacher:
             if fix == steps[first]:
                 fix = _bump(fix, rng)
             return render(Critique(tuple(reviews), first, fix), self.layout)
-        if kind == "correction" and truth.first_error is not None:  # the fix is itself wrong
+        if kind == "correction":  # the fix is itself wrong
             return render(Critique(truth.reviews, truth.first_error, _bump(truth.correction or "", rng)),
                           self.layout)
         text = render(truth, self.layout).splitlines()  # a field dropped: the output is cut or garbled
-        del text[rng.randrange(len(text))]
+        del text[rng.choice([i for i, line in enumerate(text) if line.strip()])]
         return "\n".join(text)
 
 

@@ -23,15 +23,21 @@ from mmprm.types import Problem
 
 def refined_best_of_n(problems: list[Problem], policy: Policy, prm: PRM, cfg: SearchConfig, *,
                       critic: Critic) -> list[SearchResult]:
-    first_n = max(1, round(cfg.n * cfg.refine_share))
+    first_n = min(cfg.n - 1, max(1, round(cfg.n * cfg.refine_share)))  # at least one of each half
     params = SamplingParams(n=first_n, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                             max_tokens=cfg.max_step_tokens * cfg.max_depth, seed=cfg.seed)
     first = policy.sample_batch([Request(p, seed=problem_seed(cfg.seed, p.id)) for p in problems], params)
     requests, owners = [], []
     for pi, (problem, conts) in enumerate(zip(problems, first)):
+        reviews: dict[tuple[str, ...], object] = {}  # a critic is asked once about the same solution
         for j in range(cfg.n - first_n):  # the first samples' refinements, then fresh samples
             prefix: list[str] = []
-            review = critic.critique(problem, conts[j].steps) if j < first_n and conts[j].steps else None
+            review = None
+            if j < first_n and conts[j].steps:
+                key = tuple(conts[j].steps)
+                if key not in reviews:
+                    reviews[key] = critic.critique(problem, conts[j].steps)
+                review = reviews[key]
             if review is not None and review.first_error is not None:
                 kept = conts[j].steps[: review.first_error]
                 prefix = kept + [review.correction] if cfg.correction else kept

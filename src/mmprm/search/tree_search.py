@@ -51,6 +51,8 @@ class SearchConfig:
             raise ValueError(f"unknown search method {self.method!r}; choose from bon, refined, {', '.join(METHODS)}")
         if not 0 < self.refine_share < 1:
             raise ValueError(f"refine_share must be in (0, 1), got {self.refine_share}")
+        if self.method == "refined" and self.n < 2:
+            raise ValueError(f"refined needs n of at least 2 (half sampled, half refined), got {self.n}")
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {self.aggregation!r}; choose from {', '.join(AGGREGATIONS)}")
         for name in ("n", "width", "max_depth", "max_step_tokens"):
