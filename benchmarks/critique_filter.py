@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from mmprm.critic.critique import parse
 from mmprm.critic.filter import filter_critiques
 from mmprm.critic.teacher import SimulatedTeacher
 from mmprm.data.synth import first_wrong_step, local_step_labels
@@ -53,8 +52,7 @@ def main() -> None:
     for noise in (0.0, 0.2, 0.4):
         teacher = SimulatedTeacher(noise, seed=0)
         texts = [(p, teacher.critique(p.problem(), p.steps)) for p in paths]
-        parsed = [(p, parse(t, len(p.steps)).critique) for p, t in texts if t is not None]
-        unfiltered = [(p, c) for p, c in parsed if c is not None]
+        unfiltered, _ = filter_critiques(texts, filtered=False)
         for min_rollouts in args.min_rollouts:
             kept, report = filter_critiques(texts, min_rollouts=min_rollouts)
             print(json.dumps({"noise": noise, "min_rollouts": min_rollouts, **report.to_dict(),

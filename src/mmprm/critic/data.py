@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmprm.critic.critique import parse
-from mmprm.critic.filter import FilterReport, agrees_with_mc
+from mmprm.critic.filter import filter_critiques
 from mmprm.io import (
     Rejected,
     RejectLog,
@@ -32,7 +31,7 @@ def build_critic_data(paths_file: str | Path, out: str | Path, teacher, *, layou
     paths_file, out = Path(paths_file), Path(out)
     refuse_input_as_output([out], [paths_file])
     rejects = RejectLog(out, echo=print)
-    report, records = FilterReport(), []
+    pairs, sources = [], {}  # sources: id(path) -> (line, critique text, problem with absolute images)
     for lineno, path in read_records(paths_file, AnnotatedPath.from_dict):
         if isinstance(path, Rejected):
             rejects.add(path)
@@ -40,19 +39,12 @@ def build_critic_data(paths_file: str | Path, out: str | Path, teacher, *, layou
         problem = path.problem()
         problem.images = absolute_images(path.images, paths_file.parent)
         text = teacher.critique(problem, path.steps)
-        if text is None:
-            continue
-        report.critiques += 1
-        critique = parse(text, len(path.steps), layout).critique
-        if critique is None:
-            report.unparsed += 1
-            continue
-        verdict = agrees_with_mc(critique, path, min_rollouts)
-        if verdict == "unchecked":
-            report.unchecked += 1
-        if filtered and verdict is not True:
-            continue
-        report.kept += 1
+        pairs.append((path, text))
+        sources[id(path)] = (lineno, text, problem)
+    kept, report = filter_critiques(pairs, min_rollouts=min_rollouts, layout=layout, filtered=filtered)
+    records = []
+    for path, critique in kept:
+        lineno, text, problem = sources[id(path)]
         records.append({"id": f"{path.id}-{lineno}", "question": path.question, "answer": path.answer,
                         "choices": path.choices, "steps": path.steps, "critique": text, "layout": layout,
                         "first_error": critique.first_error,

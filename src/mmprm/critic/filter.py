@@ -59,9 +59,11 @@ def agrees_with_mc(critique: Critique | None, path: AnnotatedPath, min_rollouts:
 
 
 def filter_critiques(pairs: list[tuple[AnnotatedPath, str | None]], *, min_rollouts: int = 2,
-                     layout: str = "compact") -> tuple[list[tuple[AnnotatedPath, Critique]], FilterReport]:
-    """The (path, critique) pairs whose critique parses and agrees with MC, and what happened
-    to the rest. A path without a critique (the teacher wrote none) is not counted."""
+                     layout: str = "compact", filtered: bool = True,
+                     ) -> tuple[list[tuple[AnnotatedPath, Critique]], FilterReport]:
+    """The (path, critique) pairs whose critique parses and agrees with MC (`filtered=False`:
+    every one that parses), and what happened to the rest. A path without a critique (the
+    teacher wrote none) is not counted."""
     from mmprm.critic.critique import parse
 
     report, kept = FilterReport(), []
@@ -74,9 +76,8 @@ def filter_critiques(pairs: list[tuple[AnnotatedPath, str | None]], *, min_rollo
             report.unparsed += 1
             continue
         verdict = agrees_with_mc(parsed.critique, path, min_rollouts)
-        if verdict == UNCHECKED:
-            report.unchecked += 1
-        elif verdict:
+        report.unchecked += verdict == UNCHECKED
+        if verdict is True or not filtered:
             report.kept += 1
             kept.append((path, parsed.critique))
     return kept, report
