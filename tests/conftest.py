@@ -2,6 +2,7 @@
 to the real public data in ../shared/data (or $MMPRM_SHARED_DATA)."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))  # loopback.py
 SHARED_DATA = Path(os.environ.get("MMPRM_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 

@@ -5,7 +5,6 @@ to the critique the ground truth gives)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,7 @@ pytest.importorskip("fastapi")
 
 from fastapi import FastAPI  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
-from serving import serving  # noqa: E402
-
+from loopback import serving  # noqa: E402
 from mmprm.critic.critique import parse  # noqa: E402
 from mmprm.critic.teacher import ChatTeacher, SimulatedTeacher  # noqa: E402
 from mmprm.data import load_problems  # noqa: E402

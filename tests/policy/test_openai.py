@@ -14,7 +14,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,10 +21,11 @@ import httpx
 import pytest
 
 pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 
 from PIL import Image, ImageDraw  # noqa: E402
 
+from loopback import serving  # noqa: E402
 from mmprm.http import MalformedResponse, ServiceError, ServiceUnavailable  # noqa: E402
 from mmprm.policy.base import Request, SamplingParams  # noqa: E402
 from mmprm.policy.hf import HFPolicy  # noqa: E402
@@ -112,20 +112,9 @@ def tiny(tmp_path_factory) -> HFPolicy:
 @pytest.fixture(scope="module")
 def server(tiny):
     injector = FaultInjector(create_app(tiny, model_name=MODEL))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    injector.url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    srv = uvicorn.Server(uvicorn.Config(injector, log_level="critical", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.02)
-    yield injector
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serving(injector) as url:
+        injector.url = f"{url}/v1"
+        yield injector
 
 
 @pytest.fixture

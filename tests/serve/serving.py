@@ -1,15 +1,10 @@
-"""Serving test helpers: candidate step lists, a scripted PRM for fault tests, and a
-real uvicorn server on a loopback port running in a thread."""
+"""Serving test helpers: candidate step lists and a scripted PRM for fault tests
+(the loopback server itself is tests/loopback.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import socket
-import threading
 import time
-
-import uvicorn
 
 from mmprm.prm.base import PRM
 
@@ -49,23 +44,3 @@ class ScriptedPRM(PRM):
 
 def expected(step: str) -> float:
     return int(hashlib.sha256(step.encode()).hexdigest()[:6], 16) / 0xFFFFFF
-
-
-@contextlib.contextmanager
-def serving(app):
-    """`app` on a free loopback port in a thread; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical", timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()

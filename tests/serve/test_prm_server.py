@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from PIL import Image
-from serving import ScriptedPRM, expected, serving, variants
+from serving import ScriptedPRM, expected, variants
 
+from loopback import serving
 from mmprm.http import ServiceError
 from mmprm.prm.score import StepPRM
 from mmprm.serve.prm_client import RemotePRM

@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from serving import serving, variants
+from serving import variants
 
+from loopback import serving
 from mmprm.data import convert, load_problems
 from mmprm.evaluate.report import EvaluateConfig, evaluate_file
 from mmprm.evaluate.steps import evaluate_steps_file

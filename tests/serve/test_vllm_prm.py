@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 from fastapi import FastAPI
-from serving import serving, variants
+from serving import variants
+
+from loopback import serving
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "prm"))
 from standins import standin  # noqa: E402
