@@ -1,8 +1,9 @@
 """Loading a local transformers checkpoint: the one loader of every stage.
 
-The policy backend, the PRM trainer, the PRM loader and the likelihood
+The policy backend, the trainers, the PRM loader and the likelihood
 scorer all read checkpoints through `load_backbone`, so which classes a
-model type maps to, and how its processor is built, is decided once.
+model type maps to, and how its processor is built, is decided once; the
+trainers' shared surgery (a frozen vision tower, LoRA adapters) is here too.
 Everything is offline: a path that is not a checkpoint folder is an error
 naming the path, never a request to a model hub.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 # Model types whose stock processor would import torchvision for its video half.
 QWEN_VL = ("qwen2_vl", "qwen2_5_vl")
@@ -71,3 +73,34 @@ def tokenizer_of(processor):
 
 def is_multimodal(processor) -> bool:
     return hasattr(processor, "image_processor")
+
+
+_VISION = ("visual", "vision_tower", "vision_model", "vision_encoder")
+
+
+def freeze_vision(model: nn.Module) -> int:
+    """Freeze the vision tower (the usual PRM recipe: it already reads figures). Returns frozen parameter count."""
+    frozen = 0
+    for owner in (model, getattr(model, model.base_model_prefix, None)):
+        for name in _VISION:
+            tower = getattr(owner, name, None) if owner is not None else None
+            if isinstance(tower, nn.Module):
+                for p in tower.parameters():
+                    if p.requires_grad:
+                        p.requires_grad_(False)
+                        frozen += p.numel()
+    return frozen
+
+
+def apply_lora(model: nn.Module, *, r: int = 16, alpha: int = 32, dropout: float = 0.05,
+               targets: list[str] | None = None) -> nn.Module:
+    """Wrap the language model's attention and MLP projections with LoRA adapters (needs peft)."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ImportError("LoRA needs peft: pip install 'mmprm[lora]'") from None
+    targets = targets or ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    # only the language model's layers: the vision tower keeps its own weights
+    pattern = r"^(?!.*(" + "|".join(_VISION) + r")).*\.(" + "|".join(targets) + r")$"
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=pattern)
+    return get_peft_model(model, config)

@@ -185,6 +185,15 @@ def cmd_critic_build_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_critic_train(args: argparse.Namespace) -> int:
+    from mmprm.critic.config import CriticTrainConfig
+    from mmprm.critic.train import train_critic
+
+    log = train_critic(config_from_args(CriticTrainConfig, args, "critic"), args.out)
+    print(json.dumps({k: v for k, v in log.items() if k not in ("losses", "config")}, indent=2), file=sys.stderr)
+    return 0
+
+
 def cmd_serve_prm(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -214,6 +223,7 @@ def _stage(sub, name: str, help: str, func, config: type, *, inputs: dict[str, s
 
 def build_parser() -> argparse.ArgumentParser:
     from mmprm.annotate.config import AnnotateConfig
+    from mmprm.critic.config import CriticTrainConfig
     from mmprm.data.adapters import ADAPTERS
     from mmprm.evaluate.report import EvaluateConfig
     from mmprm.generate import GenerateConfig
@@ -318,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_serve_policy)
 
-    critic = sub.add_parser("critic", help="the generative critic (GM-PRM): its data").add_subparsers(
+    critic = sub.add_parser("critic", help="the generative critic (GM-PRM): its data and its training").add_subparsers(
         dest="critic_command", required=True)
     p = critic.add_parser("build-data", help="teacher critiques of annotated paths, kept where MC agrees")
     p.add_argument("--paths", required=True, help="paths.jsonl from annotate (rollout paths carry MC counts)")
@@ -329,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-rollouts", type=int, default=2, help="MC estimates from fewer are not trusted")
     p.add_argument("--no-filter", action="store_true", help="keep every critique that parses (the unfiltered run)")
     p.set_defaults(func=cmd_critic_build_data)
+    _stage(critic, "train", "fine-tune a chat VLM into a critic on build-data's critiques", cmd_critic_train,
+           CriticTrainConfig, inputs={"--out": "the critic folder"}, section="critic", grades=False,
+           example="e.g. recipes/critic-qwen2.5-vl.yaml")
 
     from mmprm.serve.prm_client import API_KEY_ENV
     from mmprm.serve.prm_server import PRMServeConfig

@@ -8,9 +8,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mmprm import sft
 from mmprm.data.synth import generate_synthetic
 from mmprm.policy import train as train_mod
 from mmprm.policy.hf import HFPolicy
+from mmprm.policy.prompt import build_messages
 from mmprm.policy.train import TrainConfig, train_policy
 
 
@@ -44,8 +46,8 @@ def test_loss_is_only_on_the_assistant_tokens(data):
 
     model, processor = new_tiny_policy()
     target = train_mod.reference_of(problems[0])
-    ex = train_mod._encode(problems[0], target, processor)
-    batch = train_mod._collate([ex], processor, model.config)
+    ex = sft.encode_chat(build_messages(problems[0]), target, processor)
+    batch = sft.collate([ex], processor, model.config)
     labelled = batch["labels"][0][batch["labels"][0] != -100].tolist()
     assert processor.tokenizer.decode(labelled) == target + "<|im_end|>"
     assert int((batch["input_ids"] == model.config.image_token_id).sum()) == 16
@@ -56,7 +58,7 @@ def test_a_killed_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
     kwargs = {"steps": 6, "batch_size": 4, "save_every": 3, "seed": 1}
     train_policy(TrainConfig(data / "train", **kwargs), tmp_path / "whole")
 
-    real_collate, calls = train_mod._collate, []
+    real_collate, calls = sft.collate, []
 
     def dying_collate(*args):
         calls.append(1)
@@ -64,24 +66,24 @@ def test_a_killed_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_collate(*args)
 
-    monkeypatch.setattr(train_mod, "_collate", dying_collate)
+    monkeypatch.setattr(sft, "collate", dying_collate)
     with pytest.raises(KeyboardInterrupt):
         train_policy(TrainConfig(data / "train", **kwargs), tmp_path / "killed")
-    assert (tmp_path / "killed" / train_mod.STATE_FILE).exists()
-    monkeypatch.setattr(train_mod, "_collate", real_collate)
+    assert (tmp_path / "killed" / sft.STATE_FILE).exists()
+    monkeypatch.setattr(sft, "collate", real_collate)
     log = train_policy(TrainConfig(data / "train", **kwargs), tmp_path / "killed")
     assert [e["step"] for e in log["losses"]] == [6]
-    assert not (tmp_path / "killed" / train_mod.STATE_FILE).exists() and not (tmp_path / "killed" / "last").exists()
+    assert not (tmp_path / "killed" / sft.STATE_FILE).exists() and not (tmp_path / "killed" / "last").exists()
     whole = load_file(tmp_path / "whole" / "model.safetensors")
     resumed = load_file(tmp_path / "killed" / "model.safetensors")
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
 def test_resuming_with_other_settings_is_refused(data, tmp_path, monkeypatch):
-    monkeypatch.setattr(train_mod, "_collate", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(sft, "collate", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
     out = tmp_path / "p"
     out.mkdir()
-    torch.save({"step": 3, "log": {"config": {"lr": 1.0}}}, out / train_mod.STATE_FILE)
+    torch.save({"step": 3, "log": {"config": {"lr": 1.0}}}, out / sft.STATE_FILE)
     with pytest.raises(ValueError, match="other settings"):
         train_policy(TrainConfig(data / "train", steps=6, batch_size=4), out)
 

@@ -8,15 +8,9 @@ import pytest
 import torch
 from synthetic import candidates
 
+from mmprm.backbone import apply_lora, freeze_vision
 from mmprm.policy.tiny.model import new_tiny_policy
-from mmprm.prm.model import (
-    add_tokens,
-    apply_lora,
-    build_prm,
-    freeze_vision,
-    load_prm_model,
-    save_prm,
-)
+from mmprm.prm.model import add_tokens, build_prm, load_prm_model, save_prm
 from mmprm.prm.schemes import STEP_SCORE, get_scheme
 from mmprm.prm.score import StepPRM
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from mmprm.critic.base import Critic, load_critic
-from mmprm.critic.critique import Critique, StepReview
+from mmprm.critic.base import Critic, Review, load_critic
+from mmprm.critic.critique import Critique, ParsedCritique, StepReview
 from mmprm.grading import RuleGrader
 from mmprm.policy.base import Continuation, Policy
 from mmprm.prm.base import PRM
@@ -50,7 +50,10 @@ class BlamesStep2(Critic):
     def __init__(self, finds: bool = True):
         self.finds, self.seen = finds, []
 
-    def critique(self, problem, steps):
+    def review_many(self, items):
+        return [Review(None, ParsedCritique(self._critique(steps)), completion_tokens=11) for _, steps in items]
+
+    def _critique(self, steps):
         self.seen.append(list(steps))
         ok = StepReview("i", "v", "l", True)
         if not self.finds:
@@ -74,6 +77,7 @@ def test_each_first_sample_is_continued_from_its_corrected_first_error():
     assert policy.prefixes == [[]] + [["a", "fix"]] * 4  # one call for the first half, one request per refinement
     assert critic.seen == [["a", "slip"]]  # the four identical solutions are reviewed once
     assert result.tokens == 4 * 7 + 4 * 1
+    assert result.critic_tokens == 11  # counted apart from the policy's, once per reviewed solution
     assert all(len(c.step_scores) == len(c.steps) for c in result.candidates)
 
 
@@ -103,6 +107,7 @@ def test_the_runner_needs_a_critic_records_its_name_and_reports_refined_selectio
     # every candidate has 2 steps, so the PRM ties them all; ties split evenly: 2 right of 4
     assert report["accuracy"]["refined_min"] == pytest.approx(0.5)
     assert report["accuracy"]["any_correct"] == 1.0
+    assert report["critic_tokens_per_problem"] == 11
 
 
 @pytest.mark.parametrize("spec, message", [("sim:x", "must be a number"), ("gpt", "is not oracle"),

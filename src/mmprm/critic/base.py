@@ -4,22 +4,45 @@ None where the critic gives no verdict. Search receives a Critic and never build
 `load_critic(spec)`: `oracle` (the simulated teacher without noise: the generator's
 ground truth, a ceiling no user has), `sim:NOISE` (the simulated teacher with noise: a
 stand-in for a teacher model), `chat:URL#MODEL` (a model behind an OpenAI-compatible
-chat API used as the critic, read in the prose layout).
+chat API used as the critic, read in the prose layout), `hf:PATH` (a critic trained by
+`mmprm critic train`: it also gives each step's P(correct)).
 """
 
 from __future__ import annotations
 
-from mmprm.critic.critique import Critique, parse
+from dataclasses import dataclass
+
+from mmprm.critic.critique import Critique, ParsedCritique, parse
 from mmprm.types import Problem
 
-SPEC_HELP = "oracle (ground truth: a ceiling), sim:NOISE (the simulated teacher) or chat:URL#MODEL"
+SPEC_HELP = ("oracle (ground truth: a ceiling), sim:NOISE (the simulated teacher), chat:URL#MODEL, "
+             "or hf:PATH (a critic trained by `mmprm critic train`)")
+
+
+@dataclass
+class Review:
+    """A critic's answer about one solution: its text, what the parser made of it, each step's
+    P(correct) where the critic gives probabilities (None: it does not), and the tokens it wrote."""
+
+    text: str | None
+    parsed: ParsedCritique
+    step_correct: list[float] | None = None
+    completion_tokens: int = 0
+
+    @property
+    def critique(self) -> Critique | None:
+        return self.parsed.critique
 
 
 class Critic:
     name: str = "critic"
 
-    def critique(self, problem: Problem, steps: list[str]) -> Critique | None:
+    def review_many(self, items: list[tuple[Problem, list[str]]]) -> list[Review]:
+        """Reviews of several (problem, steps) solutions; backends batch them."""
         raise NotImplementedError
+
+    def critique(self, problem: Problem, steps: list[str]) -> Critique | None:
+        return self.review_many([(problem, steps)])[0].critique
 
     def close(self) -> None:
         """Release clients the critic holds."""
@@ -32,16 +55,21 @@ class TeacherCritic(Critic):
         self.teacher, self.layout = teacher, layout
         self.name = name or teacher.name
 
-    def critique(self, problem: Problem, steps: list[str]) -> Critique | None:
-        text = self.teacher.critique(problem, steps)
-        return None if text is None else parse(text, len(steps), self.layout).critique
+    def review_many(self, items: list[tuple[Problem, list[str]]]) -> list[Review]:
+        reviews = []
+        for problem, steps in items:
+            text = self.teacher.critique(problem, steps)
+            parsed = ParsedCritique(None, "the teacher wrote nothing") if text is None else parse(
+                text, len(steps), self.layout)
+            reviews.append(Review(text, parsed))
+        return reviews
 
     def close(self) -> None:
         if hasattr(self.teacher, "close"):
             self.teacher.close()
 
 
-def load_critic(spec: str) -> Critic:
+def load_critic(spec: str, *, device: str = "cpu") -> Critic:
     from mmprm.critic.teacher import ChatTeacher, SimulatedTeacher
 
     if spec == "oracle":
@@ -56,4 +84,8 @@ def load_critic(spec: str) -> Critic:
     if kind == "chat" and "#" in rest:
         url, _, model = rest.partition("#")
         return TeacherCritic(ChatTeacher(url, model), "prose")
+    if kind == "hf" and rest:
+        from mmprm.critic.model import HFCritic
+
+        return HFCritic(rest, device=device)
     raise ValueError(f"critic spec {spec!r} is not {SPEC_HELP}")

@@ -102,10 +102,26 @@ def parse(text: str, n_steps: int, layout: str = "compact") -> ParsedCritique:
     return ParsedCritique(None, problem) if problem else ParsedCritique(critique)
 
 
+# The words a layout's verdicts are written in (right step, wrong step): a critic's P(correct)
+# for a step is read where its verdict is written, from these two alone.
+VERDICT_WORDS = {"compact": ("right", "wrong"), "prose": ("correct", "incorrect")}
+_VERDICT_AT = {"compact": re.compile(r"^step \d+:[^\n]*\| (right|wrong)[ \t]*$", re.I | re.M),
+               "prose": re.compile(r"Verdict:\s*\\boxed\{\s*(correct|incorrect)\s*\}", re.I)}
+
+
+def verdict_offsets(text: str, layout: str = "compact") -> list[int]:
+    """Where each step verdict in `text` begins (a character offset), in order: the places a
+    critic's P(correct) is read. Reviews after the first-error line are not verdicts."""
+    end = (m.start() if (m := (_PROSE_FIRST if layout == "prose" else _COMPACT_FIRST_ANY).search(text))
+           else len(text))
+    return [m.start(1) for m in _VERDICT_AT[layout].finditer(text[:end])]
+
+
 # ---- the layouts ------------------------------------------------------------------
 
 _COMPACT_STEP = re.compile(r"^step (\d+): ([^|]*) \| ([^|]*) \| ([^|]*) \| (right|wrong)\s*$", re.I)
 _COMPACT_FIRST = re.compile(r"^first error: (none|\d+)\s*$", re.I)
+_COMPACT_FIRST_ANY = re.compile(r"^first error:", re.I | re.M)
 _COMPACT_FIX = re.compile(r"^correction: ?(.*)$", re.I)
 
 

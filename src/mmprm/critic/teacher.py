@@ -15,7 +15,9 @@ import random
 import re
 
 from mmprm.critic.critique import Critique, StepReview, render
+from mmprm.critic.prompt import critic_messages
 from mmprm.data.synth.check import corrected_step, local_step_labels
+from mmprm.policy.openai import openai_message
 from mmprm.seeds import derive_seed
 from mmprm.types import Problem
 
@@ -104,14 +106,17 @@ class SimulatedTeacher:
 
 
 def _review(problem: Problem, step: str, correct: bool) -> StepReview:
-    """A plain review in the teacher's words: what the step does, what the figure shows for it."""
+    """A plain review in the teacher's words: what the step does, what the figure shows for it,
+    and the evidence for the verdict (the value the step states, or what its arithmetic comes
+    to), so the verdict follows from what the review says rather than repeating it."""
     read = re.match(r"^\s*(?:the\s+)?(.+?)\s+is\s+(\d+)", step, re.I)
     if read:
         shown = problem.meta.get("objects", {}).get(read.group(1))
-        visual = f"the figure shows {read.group(1)} at {shown}" if shown is not None else "not in the figure"
-        return StepReview(f"read {read.group(1)}", visual, "a reading" if correct else "misread", correct)
-    return StepReview("compute", "no reading", "the arithmetic holds" if correct else "the arithmetic is wrong",
-                      correct)
+        visual = f"figure shows {shown}" if shown is not None else "not in the figure"
+        return StepReview(f"read {read.group(1)}", visual, f"step says {read.group(2)}", correct)
+    should = corrected_step(problem, step)
+    logic = f"comes to {should.rpartition('=')[2].strip()}" if should else "no arithmetic to check"
+    return StepReview("compute", "no reading", logic, correct)
 
 
 def _bump(step: str, rng: random.Random) -> str:
@@ -143,37 +148,14 @@ class ChatTeacher:
         self._images: dict[str, str] = {}
 
     def critique(self, problem: Problem, steps: list[str]) -> str:
-        body = {"model": self.model, "messages": critique_messages(problem, steps, self._images),
+        messages = [openai_message(m, self._images) for m in critic_messages(problem, steps, "prose")]
+        body = {"model": self.model, "messages": messages,
                 "max_tokens": self.max_tokens, "temperature": self.temperature}
         data = self._retrying.post(self._client, self.url, body, _has_text)
         return data["choices"][0]["message"].get("content") or ""
 
     def close(self) -> None:
         self._client.close()
-
-
-TEACHER_INSTRUCTIONS = """You are checking a step-by-step solution to a math problem about the figure.
-For each step, in order, up to and including the first incorrect one, write:
-
-Step k.
-Intent: what the step is trying to do.
-Alignment with the figure: whether what it reads or assumes matches the figure.
-Logic: whether its reasoning and arithmetic are sound.
-Verdict: \\boxed{correct} or \\boxed{incorrect}
-
-Then write "First incorrect step: k" (or "First incorrect step: none" if every step is correct),
-and, if there is an incorrect step, "Corrected step: " followed by that step rewritten correctly."""
-
-
-def critique_messages(problem: Problem, steps: list[str], images: dict[str, str] | None = None) -> list[dict]:
-    """The chat a teacher answers: instructions, the figures, the question and the numbered steps."""
-    from mmprm.io import image_data_uri
-    from mmprm.policy.prompt import question_text
-
-    solution = "\n".join(f"Step {k}: {s}" for k, s in enumerate(steps, 1))
-    parts = [{"type": "image_url", "image_url": {"url": image_data_uri(ref, images)}} for ref in problem.images]
-    parts.append({"type": "text", "text": f"Problem: {question_text(problem)}\n\nSolution:\n{solution}"})
-    return [{"role": "system", "content": TEACHER_INSTRUCTIONS}, {"role": "user", "content": parts}]
 
 
 def _has_text(data: object) -> str | None:

@@ -28,6 +28,7 @@ table.results td:first-child { text-align: left; }
 .candidate.right { border-left-color: #2a9d3a; } .candidate.wrong { border-left-color: #c0392b; }
 .step { display: inline-block; margin: 2px; padding: 1px 6px; border-radius: 4px; font-family: monospace; }
 .meta { font-size: 0.8em; color: #666; }
+.critique { font-size: 0.75em; color: #444; margin: 2px 0 0 1em; white-space: pre-wrap; }
 .tree ul { list-style: none; padding-left: 1.4em; border-left: 1px dotted #aaa; }
 .tree li { margin: 3px 0; }
 .legend span { padding: 1px 8px; margin-right: 4px; border-radius: 4px; font-size: 0.8em; }
@@ -53,7 +54,13 @@ def _candidate(sol: Solution, bounded: bool) -> str:
         for t, s in zip(sol.steps, sol.step_scores or [0.5] * len(sol.steps)))
     verdict = "right" if sol.correct else "wrong"
     return (f'<div class="candidate {verdict}">{steps} <span class="meta">→ {html.escape(str(sol.answer))} '
-            f'({verdict}; min score {min(sol.step_scores or [0]):.2f})</span></div>')
+            f'({verdict}; min score {min(sol.step_scores or [0]):.2f})</span>{_critique(sol)}</div>')
+
+
+def _critique(sol: Solution) -> str:
+    """A generative PRM's critique, shown beside the steps it judged."""
+    text = sol.meta.get("critique")
+    return f'<pre class="critique">{html.escape(text)}</pre>' if isinstance(text, str) and text else ""
 
 
 def _tree(tree: dict) -> str:

@@ -162,7 +162,7 @@ class OpenAIPolicy(Policy):
                 )
             body["prompt"] = plain_prompt(messages)
             return body
-        body["messages"] = [_openai_message(m, images) for m in messages]
+        body["messages"] = [openai_message(m, images) for m in messages]
         if req.prefix_steps:  # vLLM's extension: continue the partial assistant message
             body["continue_final_message"] = True
             body["add_generation_prompt"] = False
@@ -237,7 +237,7 @@ def plain_prompt(messages: list[dict]) -> str:
     return "\n\n".join(parts) + "\n\nSolution:\n" + solution
 
 
-def _openai_message(message: dict, images: dict[str, str]) -> dict:
+def openai_message(message: dict, images: dict[str, str]) -> dict:
     """Our `{"type": "image", "image": REF}` parts as OpenAI `image_url` parts."""
     content = message["content"]
     if isinstance(content, str):

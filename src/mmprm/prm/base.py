@@ -29,5 +29,11 @@ class PRM:
         """Several problems at once; backends may batch across problems."""
         return [self.score(problem, candidates) for problem, candidates in items]
 
+    def explain_many(self, items: list[tuple[Problem, list[list[str]]]]
+                     ) -> tuple[list[list[list[float]]], list[list[str | None]]]:
+        """`score_many`, and for each candidate the text a generative PRM wrote to justify its
+        scores (a critique), None for a PRM that writes none; reports show it beside the steps."""
+        return self.score_many(items), [[None] * len(candidates) for _, candidates in items]
+
     def close(self) -> None:
         """Release models or clients the scorer holds."""

@@ -8,7 +8,9 @@ Specs:
   `qwen2.5-math-prm:/models/Qwen2.5-Math-PRM-7B`, `mm-prm:PATH`, `visualprm:PATH`;
 - `likelihood:PATH`: the untrained likelihood baseline of a causal LM or VLM;
 - `http://HOST:PORT`: a PRM served by `mmprm serve-prm` (key: $MMPRM_PRM_API_KEY);
-- `vllm:[SCHEME:]URL#MODEL`: a published PRM on a vLLM server's pooling endpoint.
+- `vllm:[SCHEME:]URL#MODEL`: a published PRM on a vLLM server's pooling endpoint;
+- `critic:PATH` (a critic from `mmprm critic train`) or `critic:CRITIC_SPEC` (e.g.
+  `critic:oracle`, `critic:chat:URL#MODEL`): a generative critic's P(correct) per step.
 Checkpoints that ship their own model code load only with `trust_remote_code=True`.
 """
 
@@ -33,6 +35,10 @@ def load_prm(spec: str, *, trust_remote_code: bool = False, batch_size: int = 16
         from mmprm.serve.vllm_prm import VLLMPoolingPRM
 
         return VLLMPoolingPRM.from_spec(rest)
+    if sep and kind == "critic":
+        from mmprm.critic.prm import CriticPRM
+
+        return CriticPRM.from_spec(rest, device=device)
     if sep and kind == "likelihood":
         from mmprm.prm.likelihood import LikelihoodPRM
 

@@ -19,12 +19,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mmprm.backbone import load_backbone, tokenizer_of
+from mmprm.backbone import freeze_vision, load_backbone, tokenizer_of
 from mmprm.prm.schemes import Scheme, get_scheme
 
 PRM_CONFIG = "prm_config.json"
 VALUE_HEAD = "value_head.safetensors"
-_VISION = ("visual", "vision_tower", "vision_model", "vision_encoder")
 
 
 class PRMModel(nn.Module):
@@ -103,34 +102,6 @@ def add_tokens(model: nn.Module, tokenizer, tokens: list[str]) -> list[str]:
         for emb in tables.values():  # once when tied
             emb.weight[ids] = emb.weight[:known].mean(dim=0)
     return new
-
-
-def freeze_vision(model: nn.Module) -> int:
-    """Freeze the vision tower (the usual PRM recipe: it already reads figures). Returns frozen parameter count."""
-    frozen = 0
-    for owner in (model, getattr(model, model.base_model_prefix, None)):
-        for name in _VISION:
-            tower = getattr(owner, name, None) if owner is not None else None
-            if isinstance(tower, nn.Module):
-                for p in tower.parameters():
-                    if p.requires_grad:
-                        p.requires_grad_(False)
-                        frozen += p.numel()
-    return frozen
-
-
-def apply_lora(model: nn.Module, *, r: int = 16, alpha: int = 32, dropout: float = 0.05,
-               targets: list[str] | None = None) -> nn.Module:
-    """Wrap the language model's attention and MLP projections with LoRA adapters (needs peft)."""
-    try:
-        from peft import LoraConfig, get_peft_model
-    except ImportError:
-        raise ImportError("LoRA needs peft: pip install 'mmprm[lora]'") from None
-    targets = targets or ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    # only the language model's layers: the vision tower keeps its own weights
-    pattern = r"^(?!.*(" + "|".join(_VISION) + r")).*\.(" + "|".join(targets) + r")$"
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=pattern)
-    return get_peft_model(model, config)
 
 
 def build_prm(backbone: nn.Module, processor, scheme: Scheme, head: str, *, vision_frozen: bool = True) -> PRMModel:

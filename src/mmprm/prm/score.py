@@ -154,11 +154,11 @@ def score_file(prm: PRM, problems_path: str | Path, samples_path: str | Path, ou
         with tqdm(total=len(todo), desc="score", unit="prob", disable=not progress) as bar:
             for i in range(0, len(todo), batch_size):
                 chunk = todo[i : i + batch_size]
-                scores = prm.score_many([(problems[pid], [s.steps for s in groups[pid]]) for pid in chunk])
-                for pid, per_solution in zip(chunk, scores):
-                    for sol, step_scores in zip(groups[pid], per_solution):
+                scores, notes = prm.explain_many([(problems[pid], [s.steps for s in groups[pid]]) for pid in chunk])
+                for pid, per_solution, per_note in zip(chunk, scores, notes):
+                    for sol, step_scores, note in zip(groups[pid], per_solution, per_note):
                         sol.step_scores = [float(x) for x in step_scores]
-                        sol.meta = {**sol.meta, "prm": prm.name}
+                        sol.meta = {**sol.meta, "prm": prm.name, **({"critique": note} if note else {})}
                     output.write(pid, groups[pid], solutions=len(groups[pid]))
                     written += len(groups[pid])
                 bar.update(len(chunk))

@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from mmprm.backbone import load_backbone
+from mmprm.backbone import apply_lora, load_backbone
 from mmprm.labels import LabelledPath, get_source, load_labelled
 from mmprm.prm.config import PRMTrainConfig
 from mmprm.prm.formats import collate, encode
 from mmprm.prm.metrics import auroc
-from mmprm.prm.model import PRMModel, apply_lora, build_prm, save_prm
+from mmprm.prm.model import PRMModel, build_prm, save_prm
 from mmprm.prm.schemes import get_scheme
 from mmprm.training import (
     batch_plan,

@@ -114,7 +114,8 @@ def run_search(problems: list[Problem], policy: Policy, prm: PRM, grader: Grader
                                        c.finished and grader.is_correct(result.problem, c.answer),
                                        c.step_scores or None, meta={"method": cfg.method, "finished": c.finished})
                               for c in result.candidates]
-                    output.write(result.problem.id, graded, tokens=result.tokens, candidates=len(graded))
+                    output.write(result.problem.id, graded, tokens=result.tokens, critic_tokens=result.critic_tokens,
+                                 candidates=len(graded))
                 bar.update(len(todo[i : i + chunk]))
         done = [output.done[p.id] for p in problems if p.id in output.done]
     report = search_report(output.layout.records, done, grader, cfg, bounded=prm.bounded)
@@ -151,5 +152,6 @@ def search_report(candidates_file: Path, done: list[dict], grader: Grader, cfg: 
             "accuracy": {k: float(np.mean(v)) for k, v in acc.items()},
             "per_problem": {"ids": [r["id"] for r in done], **acc},  # for paired comparisons between runs
             "tokens_per_problem": float(np.mean([r["tokens"] for r in done])) if done else 0.0,
+            "critic_tokens_per_problem": float(np.mean([r.get("critic_tokens", 0) for r in done])) if done else 0.0,
             "notes": ["Ties are split evenly (expected accuracy under a random tie-break).",
                       "Unfinished beams (cut at max_depth) never count as right."]}

@@ -86,7 +86,8 @@ class Candidate:
 class SearchResult:
     problem: Problem
     candidates: list[Candidate]  # finished first, then beams cut off at max_depth
-    tokens: int = 0
+    tokens: int = 0  # the policy's completion tokens
+    critic_tokens: int = 0  # Refined-BoN: the critic's, where it reports them
 
 
 def step_search(problems: list[Problem], policy: Policy, prm: PRM, cfg: SearchConfig) -> list[SearchResult]:
