@@ -34,6 +34,9 @@ class CriticPRM(PRM):
             spec = f"hf:{spec}"
         return cls(load_critic(spec, device=device or "cpu"))
 
+    def score(self, problem: Problem, candidates: list[list[str]]) -> list[list[float]]:
+        return self.score_many([(problem, candidates)])[0]
+
     def score_many(self, items: list[tuple[Problem, list[list[str]]]]) -> list[list[list[float]]]:
         return self.explain_many(items)[0]
 
