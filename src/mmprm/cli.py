@@ -163,7 +163,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from mmprm.demo.pipeline import run_demo
 
     variant = "quick" if args.quick else "full" if args.full else "default"
-    run_demo(demo_config(variant), args.out or f"runs/demo-{variant}")
+    run_demo(demo_config(variant, critic=args.critic or None), args.out or f"runs/demo-{variant}")
     return 0
 
 
@@ -319,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="the smoke run the test suite uses (durations: README)")
     size.add_argument("--full", action="store_true", help="more annotation and candidates (durations: README)")
+    p.add_argument("--critic", action="store_true",
+                   help="also train a generative critic (GM-PRM) and report it (adds about 15 minutes by default)")
     p.add_argument("--out", help="default runs/demo-<variant>; rerunning resumes")
     p.set_defaults(func=cmd_demo)
 

@@ -48,6 +48,7 @@ class LoopSettings:
     device: str
     save_every: int | None = None
     save_at: tuple[int, ...] = ()
+    grad_accum: int = 1  # micro-batches of batch_size per optimizer step
 
 
 def encode_chat(messages: list[dict], target: str, processor, *, name: str = "example") -> ChatExample:
@@ -118,19 +119,24 @@ def run_sft(model, processor, examples: list[ChatExample], settings: LoopSetting
         log.update(state["log"])
         start = state["step"]
         print(f"resuming {out} from step {start}")
-    plan = batch_plan([len(e.ids) for e in examples], settings.batch_size, seed=settings.seed, total=settings.steps)
+    accum = settings.grad_accum
+    plan = batch_plan([len(e.ids) for e in examples], settings.batch_size, seed=settings.seed,
+                      total=settings.steps * accum)
     model.train()
     t0, window = time.time(), []
     bar = tqdm(range(start, settings.steps), desc=desc, unit="step", initial=start, total=settings.steps)
     for step in bar:
-        batch = collate([examples[i] for i in plan[step]], processor, model.config).to(settings.device)
-        loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total = 0.0
+        for micro in plan[step * accum : (step + 1) * accum]:
+            batch = collate([examples[i] for i in micro], processor, model.config).to(settings.device)
+            loss = model(**batch).loss / accum
+            loss.backward()
+            total += loss.item()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        window.append(loss.item())
+        window.append(total)
         done = step + 1
         if done % 10 == 0 or done == settings.steps:
             log["losses"].append({"step": done, "loss": sum(window) / len(window), "lr": sched.get_last_lr()[0]})

@@ -95,6 +95,8 @@ def _train(cfg: CriticTrainConfig, out: Path) -> dict:
     model, processor = policy.model, policy.processor
     if cfg.freeze_vision:
         freeze_vision(model)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
     if cfg.lora:
         model = apply_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha)
         if state is not None:
@@ -115,7 +117,7 @@ def _train(cfg: CriticTrainConfig, out: Path) -> dict:
         return path
 
     settings = LoopSettings(cfg.steps, cfg.batch_size, cfg.lr, cfg.warmup, cfg.weight_decay, cfg.seed, cfg.device,
-                            cfg.save_every)
+                            cfg.save_every, grad_accum=cfg.grad_accum)
     log = run_sft(model, processor, examples, settings, out, state=state,
                   log={"config": asdict(cfg), "layout": layout, "rejected": rejects.count}, save=save,
                   desc="critic train")

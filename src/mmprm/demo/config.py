@@ -51,11 +51,19 @@ class DemoConfig:
     temperature: float = 1.0
     policy_batch: int = 64
     seed: int = 0
+    # the generative critic (GM-PRM), behind `mmprm demo --critic`: critiques from the
+    # simulated teacher (ORACLE + seeded noise: a stand-in for a teacher model), kept where
+    # MC agrees, a critic trained on them from the strong policy, and its rows in the report
+    critic: bool = False
+    critic_teacher_noise: float = 0.2
+    critic_steps: int = 800
+    critic_lr: float = 1e-3
+    critic_batch: int = 16
 
 
 VARIANTS = {
     "quick": dict(annotate_problems=12, k=4, searches=3, rollout_budget=40, prm_steps=20, test_problems=24,
-                  samples=4, n_values=[1, 2, 4], beam_problems=6, beam_n=4, beam_width=2),
+                  samples=4, n_values=[1, 2, 4], beam_problems=6, beam_n=4, beam_width=2, critic_steps=10),
     "default": {},
     "full": dict(annotate_problems=2000, k=8, searches=8, rollout_budget=160, prm_steps=2000,
                  test_problems=500, samples=16, n_values=[1, 2, 4, 8, 16], beam_problems=300, beam_n=16,

@@ -95,10 +95,23 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
         print(f"   {_brief(log)}")
         _done(f"prm-{source} training", t, timings)
 
+    if cfg.critic:
+        t = _stage(f"train a generative critic on simulated-teacher critiques (noise {cfg.critic_teacher_noise:g}) "
+                   "[ORACLE-derived: a stand-in for a teacher model]")
+        _train_critic(cfg, out)
+        _done("critic training", t, timings)
+
     for scorer in scorers(cfg):
         t = _stage(f"score the held-out samples with {scorer}")
-        prm = (LikelihoodPRM.from_path(cfg.strong_policy) if scorer == "likelihood"
-               else StepPRM.from_pretrained(out / scorer))
+        if scorer == "likelihood":
+            prm = LikelihoodPRM.from_path(cfg.strong_policy)
+        elif scorer == CRITIC:
+            from mmprm.critic.model import HFCritic
+            from mmprm.critic.prm import CriticPRM
+
+            prm = CriticPRM(HFCritic(out / CRITIC, batch_size=32))
+        else:
+            prm = StepPRM.from_pretrained(out / scorer)
         try:
             print("   " + str(score_file(prm, test_file, out / "samples.jsonl", out / f"scored-{scorer}.jsonl")))
         finally:
@@ -118,8 +131,30 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     return report
 
 
+CRITIC = "critic"  # the trained critic's folder and scorer name
+
+
 def scorers(cfg: DemoConfig) -> list[str]:
-    return [f"prm-{source}" for source in cfg.label_sources] + ["likelihood"]
+    return [f"prm-{source}" for source in cfg.label_sources] + ["likelihood"] + ([CRITIC] if cfg.critic else [])
+
+
+def _train_critic(cfg: DemoConfig, out: Path) -> None:
+    """Teacher critiques of the annotated paths, kept where MC agrees, and a critic trained on them
+    from the strong policy; a rerun keeps a finished critic."""
+    from mmprm.critic.config import CriticTrainConfig
+    from mmprm.critic.data import build_critic_data
+    from mmprm.critic.teacher import SimulatedTeacher
+    from mmprm.critic.train import train_critic
+
+    data = out / "critic-data" / "critiques.jsonl"
+    if not data.exists():
+        print("   " + json.dumps(build_critic_data(out / "annotate" / "paths.jsonl", data,
+                                                  SimulatedTeacher(cfg.critic_teacher_noise, seed=cfg.seed))))
+    if (out / CRITIC / "train_log.json").exists():
+        return
+    log = train_critic(CriticTrainConfig(str(data), cfg.strong_policy, cfg.critic_steps, batch_size=cfg.critic_batch,
+                                         lr=cfg.critic_lr, seed=cfg.seed, save_every=200), out / CRITIC)
+    print(f"   {_brief(log)}")
 
 
 def beam_scorers(cfg: DemoConfig) -> list[str]:
@@ -132,6 +167,9 @@ def label_source_of(scorer: str) -> dict:
 
     if scorer == "likelihood":
         return {"source": "none (untrained strong policy)", "oracle": False}
+    if scorer == CRITIC:
+        return {"source": "generative critic: simulated-teacher critiques (ground truth + seeded noise, a stand-in "
+                          "for a teacher model), kept where MC agrees", "oracle": True}
     source = scorer.removeprefix("prm-")
     return {"source": source, "oracle": get_source(source).oracle}
 
@@ -206,6 +244,13 @@ def build_report(cfg: DemoConfig, out: Path, grader, beam: dict, timings: dict) 
     scored = {}
     for sol in load_solutions(out / f"scored-{combined['headline']}.jsonl"):
         scored.setdefault(sol.problem_id, []).append(sol)
+    if cfg.critic:  # the critic's critique of each candidate, shown beside its steps
+        critiques: dict[str, list] = {}
+        for sol in load_solutions(out / f"scored-{CRITIC}.jsonl"):
+            critiques.setdefault(sol.problem_id, []).append(sol.meta.get("critique"))
+        for pid, sols in scored.items():
+            for sol, text in zip(sols, critiques.get(pid, [])):
+                sol.meta["critique"] = text
     tree = _interesting_tree(out / "annotate")
     train = {p.id: p for p in load_problems(out / "data" / "train" / "problems.jsonl")}
     largest = max(cfg.n_values)
