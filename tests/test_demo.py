@@ -55,6 +55,16 @@ def test_quick_demo_produces_the_report_and_resumes(tmp_path):
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0
     assert "0 already done" not in again.stdout and "already holds a PRM" in again.stdout
+    # --critic adds a generative critic on the same run: its row, labelled as the stand-in it is,
+    # and its critiques beside the candidates' steps
+    with_critic = subprocess.run(cmd + ["--critic"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert with_critic.returncode == 0, with_critic.stdout[-3000:] + with_critic.stderr[-3000:]
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert report["label_sources"]["critic"]["oracle"] and "simulated-teacher" in report["label_sources"]["critic"][
+        "source"]
+    assert 0.0 <= report["ranking"]["critic"]["within_problem_auroc_min"] <= 1.0
+    assert json.loads((out / "critic" / "critic_config.json").read_text())["layout"] == "compact"
+    assert 'class="critique"' in (out / "report" / "index.html").read_text()
 
 
 # The default demo's published comparisons (README, docs/results.md, 2026-12-01): Best-of-8 by the
