@@ -15,9 +15,10 @@ from safetensors.torch import load_file
 from mmprm.cli import main
 from mmprm.critic.base import load_critic
 from mmprm.critic.critique import verdict_offsets
-from mmprm.critic.model import UNREACHED, HFCritic, _per_step
+from mmprm.critic.model import HFCritic
 from mmprm.critic.prompt import critic_messages
 from mmprm.critic.train import load_critiques
+from mmprm.critic.verdicts import UNREACHED, per_step
 from mmprm.data import load_problems
 from mmprm.data.synth import generate_synthetic
 from mmprm.io import RejectLog, rejected_path
@@ -89,9 +90,9 @@ def test_verdict_probabilities_are_read_at_the_verdict_token(trained, critiques)
 
 
 def test_step_scores_follow_the_first_error_and_mark_unreached_steps():
-    assert _per_step([0.9, 0.2], 4) == [0.9, 0.2, 0.2, 0.2]  # after the first error: its value
-    assert _per_step([0.9], 3) == [0.9, UNREACHED, UNREACHED]  # cut off: no information
-    assert _per_step([0.8, 0.7, 0.9, 0.1], 3) == [0.8, 0.7, 0.9]  # reviews past the last step are ignored
+    assert per_step([0.9, 0.2], 4) == [0.9, 0.2, 0.2, 0.2]  # after the first error: its value
+    assert per_step([0.9], 3) == [0.9, UNREACHED, UNREACHED]  # cut off: no information
+    assert per_step([0.8, 0.7, 0.9, 0.1], 3) == [0.8, 0.7, 0.9]  # reviews past the last step are ignored
 
 
 def test_the_critic_scores_as_a_prm_and_critiques_reach_the_scored_file(trained, tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mmprm.critic.critique import Critique, ParsedCritique, parse
+from mmprm.critic.verdicts import from_token_logprobs, per_step
 from mmprm.types import Problem
 
 SPEC_HELP = ("oracle (ground truth: a ceiling), sim:NOISE (the simulated teacher), chat:URL#MODEL, "
@@ -49,7 +50,8 @@ class Critic:
 
 
 class TeacherCritic(Critic):
-    """A teacher's text read by the critique parser (text that does not parse: no verdict)."""
+    """A teacher's text read by the critique parser (text that does not parse: no verdict);
+    where the teacher's server returns token logprobs, its verdicts' probabilities too."""
 
     def __init__(self, teacher, layout: str, name: str | None = None):
         self.teacher, self.layout = teacher, layout
@@ -58,10 +60,14 @@ class TeacherCritic(Critic):
     def review_many(self, items: list[tuple[Problem, list[str]]]) -> list[Review]:
         reviews = []
         for problem, steps in items:
-            text = self.teacher.critique(problem, steps)
-            parsed = ParsedCritique(None, "the teacher wrote nothing") if text is None else parse(
-                text, len(steps), self.layout)
-            reviews.append(Review(text, parsed))
+            answer = self.teacher.answer(problem, steps)
+            if answer.text is None:
+                reviews.append(Review(None, ParsedCritique(None, "the teacher wrote nothing")))
+                continue
+            tokens = answer.token_logprobs
+            odds = from_token_logprobs(answer.text, tokens, self.layout) if tokens else None
+            reviews.append(Review(answer.text, parse(answer.text, len(steps), self.layout),
+                                  None if odds is None else per_step(odds, len(steps)), answer.completion_tokens))
         return reviews
 
     def close(self) -> None:
@@ -83,7 +89,7 @@ def load_critic(spec: str, *, device: str = "cpu") -> Critic:
         return TeacherCritic(SimulatedTeacher(noise), "compact")
     if kind == "chat" and "#" in rest:
         url, _, model = rest.partition("#")
-        return TeacherCritic(ChatTeacher(url, model), "prose")
+        return TeacherCritic(ChatTeacher(url, model, top_logprobs=5), "prose")
     if kind == "hf" and rest:
         from mmprm.critic.model import HFCritic
 

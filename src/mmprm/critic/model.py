@@ -3,10 +3,9 @@
 It writes a critique greedily in its layout, the parser reads it, and each reviewed step's
 P(correct) is read from the verdict: one teacher-forced pass over the prompt and the
 critique, and at each verdict the probability of the layout's "right" word against its
-"wrong" word, taken at the first token where the two differ. A step after the first error
-takes the first error's probability (the solution is already broken there); a step the
-critique never reached (cut off) gets 0.5, no information. The critique text is kept with
-the scores, so a report can show why a step was judged.
+"wrong" word, taken at the first token where the two differ (`verdicts.per_step` makes them
+one score a step). The critique text is kept with the scores, so a report can show why a
+step was judged.
 """
 
 from __future__ import annotations
@@ -19,13 +18,13 @@ import torch
 from mmprm.critic.base import Critic, Review
 from mmprm.critic.critique import VERDICT_WORDS, parse, verdict_offsets
 from mmprm.critic.prompt import critic_messages
+from mmprm.critic.verdicts import per_step
 from mmprm.policy.base import SamplingParams
 from mmprm.policy.hf import HFPolicy
 from mmprm.sft import collate, encode_chat
 from mmprm.types import Problem
 
 CONFIG_FILE = "critic_config.json"  # the layout a critic was trained on, beside its weights
-UNREACHED = 0.5  # P(correct) of a step the critique never reached
 
 
 def critic_layout(path: str | Path) -> str:
@@ -56,7 +55,7 @@ class HFCritic(Critic):
                                                  texts[start : start + self.batch_size])
         reviews = []
         for (_, steps), text, p, gens in zip(items, texts, probs, outs):
-            reviews.append(Review(text, parse(text, len(steps), self.layout), _per_step(p, len(steps)),
+            reviews.append(Review(text, parse(text, len(steps), self.layout), per_step(p, len(steps)),
                                   gens[0].completion_tokens))
         return reviews
 
@@ -86,14 +85,3 @@ class HFCritic(Critic):
 
     def close(self) -> None:
         self.policy = None  # type: ignore[assignment]
-
-
-def _per_step(verdicts: list[float], n_steps: int) -> list[float]:
-    """One P(correct) per step from the verdicts read in order: after the first judged wrong,
-    its value; past the critique's end, UNREACHED."""
-    scores: list[float] = []
-    for p in verdicts[:n_steps]:
-        scores.append(p)
-        if p < 0.5:
-            return scores + [p] * (n_steps - len(scores))
-    return scores + [UNREACHED] * (n_steps - len(scores))

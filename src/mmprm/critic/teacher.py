@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 
 from mmprm.critic.critique import Critique, StepReview, render
 from mmprm.critic.prompt import critic_messages
+from mmprm.critic.verdicts import TokenLogprobs
 from mmprm.data.synth.check import corrected_step, local_step_labels
 from mmprm.policy.openai import openai_message
 from mmprm.seeds import derive_seed
@@ -39,6 +41,16 @@ def load_teacher(spec: str, layout: str = "compact"):
     raise ValueError(f"teacher spec {spec!r} is not {SPEC_HELP}")
 
 
+@dataclass
+class TeacherAnswer:
+    """A teacher's critique text (None: it could not write one), the generated tokens with
+    their alternatives' logprobs where the server gave them, and the tokens it wrote."""
+
+    text: str | None
+    token_logprobs: TokenLogprobs | None = None
+    completion_tokens: int = 0
+
+
 class SimulatedTeacher:
     """Critiques from the synthetic ground truth; with probability `noise` a critique gets
     one mistake of a kind drawn from those of NOISE_KINDS it can have (no wrong correction
@@ -52,6 +64,9 @@ class SimulatedTeacher:
             raise ValueError(f"noise must be in [0, 1], got {noise}")
         self.noise, self.seed, self.layout = noise, seed, layout
         self.name = f"simulated-teacher:noise={noise:g}"
+
+    def answer(self, problem: Problem, steps: list[str]) -> TeacherAnswer:
+        return TeacherAnswer(self.critique(problem, steps))
 
     def critique(self, problem: Problem, steps: list[str]) -> str | None:
         """The teacher's critique text, or None where the ground truth cannot correct the
@@ -135,27 +150,49 @@ class ChatTeacher:
     parser decides whether it is a critique."""
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 120.0,
-                 max_retries: int = 5, max_tokens: int = 2048, temperature: float = 0.0):
+                 max_retries: int = 5, max_tokens: int = 2048, temperature: float = 0.0, top_logprobs: int = 0):
         import httpx
 
         from mmprm.http import Retrying
 
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.max_tokens, self.temperature = model, max_tokens, temperature
+        self.top_logprobs = top_logprobs  # > 0: ask for each token's alternatives (a critic reads its verdicts' odds)
         self.name = f"chat-teacher:{base_url}#{model}"
         self._client = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
         self._retrying = Retrying("teacher server", max_retries=max_retries)
         self._images: dict[str, str] = {}
 
     def critique(self, problem: Problem, steps: list[str]) -> str:
+        return self.answer(problem, steps).text or ""
+
+    def answer(self, problem: Problem, steps: list[str]) -> TeacherAnswer:
+        """The text, with each token's alternatives where asked for and the server gives them."""
         messages = [openai_message(m, self._images) for m in critic_messages(problem, steps, "prose")]
         body = {"model": self.model, "messages": messages,
                 "max_tokens": self.max_tokens, "temperature": self.temperature}
+        if self.top_logprobs:
+            body.update(logprobs=True, top_logprobs=self.top_logprobs)
         data = self._retrying.post(self._client, self.url, body, _has_text)
-        return data["choices"][0]["message"].get("content") or ""
+        choice = data["choices"][0]
+        usage = data.get("usage") or {}
+        return TeacherAnswer(choice["message"].get("content") or "", _token_logprobs(choice),
+                             int(usage.get("completion_tokens") or 0))
 
     def close(self) -> None:
         self._client.close()
+
+
+def _token_logprobs(choice: dict) -> TokenLogprobs | None:
+    """OpenAI's `logprobs.content` as (token, {alternative: logprob}), the token itself among them."""
+    content = (choice.get("logprobs") or {}).get("content")
+    if not isinstance(content, list):
+        return None
+    try:
+        return [(t["token"], {**{a["token"]: float(a["logprob"]) for a in t.get("top_logprobs") or []},
+                              t["token"]: float(t["logprob"])}) for t in content]
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _has_text(data: object) -> str | None:
