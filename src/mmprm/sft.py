@@ -33,6 +33,7 @@ class ChatExample:
     ids: list[int]
     n_prompt: int
     images: list[str]
+    weights: list[float] | None = None  # per target token (None: all 1)
 
 
 @dataclass
@@ -51,9 +52,11 @@ class LoopSettings:
     grad_accum: int = 1  # micro-batches of batch_size per optimizer step
 
 
-def encode_chat(messages: list[dict], target: str, processor, *, name: str = "example") -> ChatExample:
+def encode_chat(messages: list[dict], target: str, processor, *, name: str = "example",
+                emphasis: list[tuple[int, int]] = (), weight: float = 1.0) -> ChatExample:
     """Token ids of the chat's generation prompt + `target` + end of turn, with each image's
-    placeholder expanded to its patch count. Images are the messages' `{"type": "image"}` parts."""
+    placeholder expanded to its patch count. Images are the messages' `{"type": "image"}` parts.
+    Target tokens that overlap a character span of `emphasis` weigh `weight` in the loss."""
     tok = processor.tokenizer
     refs = [p["image"] for m in messages if isinstance(m["content"], list) for p in m["content"]
             if p["type"] == "image"]
@@ -69,7 +72,14 @@ def encode_chat(messages: list[dict], target: str, processor, *, name: str = "ex
         text += processor.image_token * n + piece
     prompt_ids = tok.encode(text, add_special_tokens=False)
     target_ids = tok.encode(target + tok.eos_token, add_special_tokens=False)
-    return ChatExample(prompt_ids + target_ids, len(prompt_ids), refs)
+    weights = None
+    if emphasis and weight != 1.0:
+        spans = tok(target + tok.eos_token, add_special_tokens=False, return_offsets_mapping=True)
+        if spans["input_ids"] != target_ids:
+            raise ValueError(f"{name}: the tokenizer's offsets do not match its ids; cannot weight the loss")
+        weights = [weight if any(a < end and start < b for start, end in emphasis) else 1.0
+                   for a, b in spans["offset_mapping"]]
+    return ChatExample(prompt_ids + target_ids, len(prompt_ids), refs, weights)
 
 
 def _image_size(ref: str) -> tuple[int, int]:
@@ -91,6 +101,11 @@ def collate(batch: list[ChatExample], processor, config) -> BatchFeature:
         labels[row, ex.n_prompt : len(ex.ids)] = torch.tensor(ex.ids[ex.n_prompt :])
         mask[row, : len(ex.ids)] = 1
     inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    if any(ex.weights is not None for ex in batch):
+        weights = torch.zeros((len(batch), width))
+        for row, ex in enumerate(batch):
+            weights[row, ex.n_prompt : len(ex.ids)] = torch.tensor(ex.weights or [1.0] * (len(ex.ids) - ex.n_prompt))
+        inputs["loss_weights"] = weights
     images = [load_image(ref) for ex in batch for ref in ex.images]
     if images:
         pixels = processor.image_processor(images=images, return_tensors="pt")
@@ -130,7 +145,7 @@ def run_sft(model, processor, examples: list[ChatExample], settings: LoopSetting
         total = 0.0
         for micro in plan[step * accum : (step + 1) * accum]:
             batch = collate([examples[i] for i in micro], processor, model.config).to(settings.device)
-            loss = model(**batch).loss / accum
+            loss = _loss(model, batch) / accum
             loss.backward()
             total += loss.item()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -157,6 +172,20 @@ def run_sft(model, processor, examples: list[ChatExample], settings: LoopSetting
     (out / STATE_FILE).unlink(missing_ok=True)
     shutil.rmtree(out / "last", ignore_errors=True)  # the resume copy; the final model is in `out`
     return log
+
+
+def _loss(model, batch) -> torch.Tensor:
+    """The model's own mean cross-entropy on the labelled tokens, or, where the examples weigh
+    their tokens, the weighted mean."""
+    weights = batch.pop("loss_weights", None)
+    if weights is None:
+        return model(**batch).loss
+    labels = batch.pop("labels")
+    logits = model(**batch).logits[:, :-1].float()
+    targets, w = labels[:, 1:], weights[:, 1:]
+    per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets.clamp(min=0), reduction="none")
+    w = w * (targets != -100)
+    return (per_token * w).sum() / w.sum()
 
 
 def _checkpoint_state(out: Path, step: int, model, processor, opt, sched, log: dict, save) -> None:

@@ -157,3 +157,26 @@ def test_lora_training_saves_plain_weights_that_load_without_peft(critiques, tmp
     changed = [k for k in base if "layers" in k and "proj" in k and not torch.equal(base[k], weights[k])]
     assert changed and not any("visual" in k for k in changed)  # adapters merged into the language model only
     HFCritic(out)
+
+
+def test_verdict_weight_weighs_the_verdict_tokens_and_is_the_plain_loss_at_one(critiques):
+    from mmprm import sft
+    from mmprm.critic.train import verdict_spans
+
+    (problem, steps, text, layout), *_ = [r for r in load_critiques(critiques) if "wrong" in r[2]]
+    policy = HFPolicy(WEAK)
+    chat = critic_messages(problem, steps, layout)
+    spans = verdict_spans(text, layout)
+    assert [text[a:b] for a, b in spans] == [m for m in ("right", "wrong") for _ in range(text.count(f"| {m}"))]
+    heavy = encode_chat(chat, text, policy.processor, emphasis=spans, weight=5.0)
+    target = heavy.ids[heavy.n_prompt :]
+    weighted = [policy.tokenizer.decode([t]) for t, w in zip(target, heavy.weights) if w == 5.0]
+    assert "".join(weighted).replace(" ", "") == "".join(text[a:b] for a, b in spans)
+    plain = encode_chat(chat, text, policy.processor)
+    ones = sft.ChatExample(plain.ids, plain.n_prompt, plain.images, [1.0] * len(target))
+    with torch.inference_mode():
+        reference = policy.model(**sft.collate([plain], policy.processor, policy.model.config)).loss
+        mine = sft._loss(policy.model, sft.collate([ones], policy.processor, policy.model.config))
+        emphasised = sft._loss(policy.model, sft.collate([heavy], policy.processor, policy.model.config))
+    assert float(mine) == pytest.approx(float(reference), rel=1e-5)
+    assert float(emphasised) != pytest.approx(float(reference), rel=1e-3)

@@ -19,6 +19,8 @@ class CriticTrainConfig:
     lr: float = setting(1e-3, "peak learning rate")
     warmup: float = setting(0.05, "share of the steps spent warming up")
     weight_decay: float = setting(0.0, "AdamW weight decay on matrices")
+    verdict_weight: float = setting(1.0, "loss weight of the verdict words' tokens against the rest of the "
+                                    "critique (1: plain fine-tuning)")
     freeze_vision: bool = setting(True, "keep the vision tower frozen")
     lora: bool = setting(False, "train LoRA adapters (needs peft); merged into the saved weights")
     lora_r: int = setting(16, "LoRA rank")

@@ -21,7 +21,7 @@ import torch
 
 from mmprm.backbone import apply_lora, freeze_vision
 from mmprm.critic.config import CriticTrainConfig
-from mmprm.critic.critique import LAYOUTS, parse
+from mmprm.critic.critique import LAYOUTS, VERDICT_WORDS, parse, verdict_offsets
 from mmprm.critic.model import CONFIG_FILE
 from mmprm.critic.prompt import critic_messages
 from mmprm.io import RecordError, Rejected, RejectLog, absolute_images, read_records
@@ -65,6 +65,16 @@ def _critique_record(d: object) -> tuple[Problem, list[str], str, str]:
     return problem, steps, text, layout
 
 
+def verdict_spans(text: str, layout: str) -> list[tuple[int, int]]:
+    """The characters of each verdict word: the tokens a critic's P(correct) is read from."""
+    words = VERDICT_WORDS[layout]
+    spans = []
+    for at in verdict_offsets(text, layout):
+        word = next(w for w in sorted(words, key=len, reverse=True) if text.lower().startswith(w, at))
+        spans.append((at, at + len(word)))
+    return spans
+
+
 def train_critic(cfg: CriticTrainConfig, out_dir: str | Path) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,7 +111,8 @@ def _train(cfg: CriticTrainConfig, out: Path) -> dict:
         model = apply_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha)
         if state is not None:
             model.load_state_dict(torch.load(out / "last" / LORA_STATE, weights_only=True))
-    examples = [encode_chat(critic_messages(problem, steps, layout), text, processor, name=f"critique {i + 1}")
+    examples = [encode_chat(critic_messages(problem, steps, layout), text, processor, name=f"critique {i + 1}",
+                            emphasis=verdict_spans(text, layout), weight=cfg.verdict_weight)
                 for i, (problem, steps, text, _) in enumerate(records)]
 
     def save(model, processor, path: Path) -> Path:
