@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from mmprm.evaluate.report import paired_difference
@@ -64,7 +65,8 @@ def main() -> None:
     def search(name: str, method: str, critic: str | None, correction: bool, picker: str | None, n: int) -> dict:
         cfg = SearchConfig(method=method, n=n, max_step_tokens=16, max_depth=6, temperature=1.0,
                            correction=correction)
-        return search_file(f"hf:{ROOT / 'assets' / 'tiny-policy-weak'}", picker or str(run / "prm-first-error-vote"),
+        return search_file(f"hf:{os.path.relpath(ROOT / 'assets' / 'tiny-policy-weak')}",
+                           picker or str(run / "prm-first-error-vote"),
                            run / "data" / "test" / "problems.jsonl", out / name, cfg, limit=args.problems,
                            critic=critic)
 

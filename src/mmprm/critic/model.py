@@ -75,8 +75,8 @@ class HFCritic(Critic):
             for at in verdict_offsets(text, self.layout):
                 right = tok.encode(text[:at] + self._words[0], add_special_tokens=False)
                 wrong = tok.encode(text[:at] + self._words[1], add_special_tokens=False)
-                d = next(i for i, (a, b) in enumerate(zip(right, wrong)) if a != b)
-                if target[:d] != right[:d]:  # the text tokenises otherwise before its verdict: unreadable
+                d = next((i for i, (a, b) in enumerate(zip(right, wrong)) if a != b), None)
+                if d is None or target[:d] != right[:d]:  # the text tokenises otherwise before its verdict
                     break
                 pair = logits[row, ex.n_prompt + d - 1, [right[d], wrong[d]]].softmax(-1)
                 found.append(float(pair[0]))
