@@ -52,18 +52,24 @@ class DemoConfig:
     policy_batch: int = 64
     seed: int = 0
     # the generative critic (GM-PRM), behind `mmprm demo --critic`: critiques from the
-    # simulated teacher (ORACLE + seeded noise: a stand-in for a teacher model), kept where
-    # MC agrees, a critic trained on them from the strong policy, and its rows in the report
+    # simulated teacher (ORACLE + seeded noise: a stand-in for a teacher model) of the weak
+    # policy's annotated solutions, kept where MC agrees; a critic trained on them from the
+    # strong policy; its rows in the report. The demo's own 400 annotated problems give about
+    # 640 critiques, too few for the tiny critic to learn to compare (docs/results.md), so
+    # `critic_extra_problems` more training problems are annotated the same way for it.
     critic: bool = False
     critic_teacher_noise: float = 0.2
-    critic_steps: int = 800
+    critic_extra_problems: int = 1600
+    critic_steps: int = 2000
     critic_lr: float = 1e-3
     critic_batch: int = 16
+    critic_verdict_weight: float = 10.0
 
 
 VARIANTS = {
     "quick": dict(annotate_problems=12, k=4, searches=3, rollout_budget=40, prm_steps=20, test_problems=24,
-                  samples=4, n_values=[1, 2, 4], beam_problems=6, beam_n=4, beam_width=2, critic_steps=10),
+                  samples=4, n_values=[1, 2, 4], beam_problems=6, beam_n=4, beam_width=2, critic_steps=10,
+                  critic_extra_problems=8),
     "default": {},
     "full": dict(annotate_problems=2000, k=8, searches=8, rollout_budget=160, prm_steps=2000,
                  test_problems=500, samples=16, n_values=[1, 2, 4, 8, 16], beam_problems=300, beam_n=16,

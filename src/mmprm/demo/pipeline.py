@@ -98,7 +98,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     if cfg.critic:
         t = _stage(f"train a generative critic on simulated-teacher critiques (noise {cfg.critic_teacher_noise:g}) "
                    "[ORACLE-derived: a stand-in for a teacher model]")
-        _train_critic(cfg, out)
+        _train_critic(cfg, out, ann_cfg, grader)
         _done("critic training", t, timings)
 
     for scorer in scorers(cfg):
@@ -138,22 +138,46 @@ def scorers(cfg: DemoConfig) -> list[str]:
     return [f"prm-{source}" for source in cfg.label_sources] + ["likelihood"] + ([CRITIC] if cfg.critic else [])
 
 
-def _train_critic(cfg: DemoConfig, out: Path) -> None:
-    """Teacher critiques of the annotated paths, kept where MC agrees, and a critic trained on them
-    from the strong policy; a rerun keeps a finished critic."""
+def _train_critic(cfg: DemoConfig, out: Path, ann_cfg, grader) -> None:
+    """Teacher critiques of the annotated paths (the demo's and `critic_extra_problems` more,
+    annotated alike), kept where MC agrees, and a critic trained on them from the strong
+    policy; a rerun keeps what is done."""
+    from mmprm.annotate.runner import annotate
     from mmprm.critic.config import CriticTrainConfig
     from mmprm.critic.data import build_critic_data
     from mmprm.critic.teacher import SimulatedTeacher
     from mmprm.critic.train import train_critic
+    from mmprm.data import load_problems
+    from mmprm.data.synth import generate_synthetic
+    from mmprm.policy.hf import HFPolicy
 
-    data = out / "critic-data" / "critiques.jsonl"
+    folder = out / "critic-data"
+    sources = [out / "annotate" / "paths.jsonl"]
+    if cfg.critic_extra_problems:
+        extra = folder / "problems" / "problems.jsonl"
+        if not extra.exists():
+            generate_synthetic(cfg.critic_extra_problems, cfg.seed + 3000, extra.parent, split="train",
+                               min_steps=cfg.min_steps, max_steps=cfg.max_steps, families=cfg.families)
+        policy = HFPolicy(cfg.weak_policy, batch_size=cfg.policy_batch)
+        try:
+            annotate(load_problems(extra, strict=True), policy, grader, folder / "annotate", ann_cfg, inflight=16)
+        finally:
+            policy.close()
+        sources.append(folder / "annotate" / "paths.jsonl")
+    data = folder / "critiques.jsonl"
     if not data.exists():
-        print("   " + json.dumps(build_critic_data(out / "annotate" / "paths.jsonl", data,
-                                                  SimulatedTeacher(cfg.critic_teacher_noise, seed=cfg.seed))))
+        teacher = SimulatedTeacher(cfg.critic_teacher_noise, seed=cfg.seed)
+        parts = []
+        for k, paths in enumerate(sources):
+            part = folder / f"critiques-{k}.jsonl"
+            print("   " + json.dumps(build_critic_data(paths, part, teacher)))
+            parts.append(part.read_text())
+        data.write_text("".join(parts))
     if (out / CRITIC / "train_log.json").exists():
         return
     log = train_critic(CriticTrainConfig(str(data), cfg.strong_policy, cfg.critic_steps, batch_size=cfg.critic_batch,
-                                         lr=cfg.critic_lr, seed=cfg.seed, save_every=200), out / CRITIC)
+                                         lr=cfg.critic_lr, verdict_weight=cfg.critic_verdict_weight, seed=cfg.seed,
+                                         save_every=200), out / CRITIC)
     print(f"   {_brief(log)}")
 
 
