@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--quick", action="store_true", help="the smoke run the test suite uses (durations: README)")
     size.add_argument("--full", action="store_true", help="more annotation and candidates (durations: README)")
     p.add_argument("--critic", action="store_true",
-                   help="also train a generative critic (GM-PRM) and report it (adds about 15 minutes by default)")
+                   help="also train a generative critic (GM-PRM) and report it (roughly 30 minutes more by default)")
     p.add_argument("--out", help="default runs/demo-<variant>; rerunning resumes")
     p.set_defaults(func=cmd_demo)
 
