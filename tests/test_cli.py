@@ -76,7 +76,8 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(tmp_path):
     _problems_file(tmp_path, n=40)
     args = [sys.executable, "-m", "mmprm.cli", "generate", "--policy", "sim:delay=0.2", "--data", "problems.jsonl",
             "--out", "s.jsonl", "--n", "2"]
-    proc = subprocess.Popen([*args, "--limit", "40"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*args, "--limit", "40"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal has it
     ledger = tmp_path / "s.done.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and not (ledger.exists() and ledger.read_text().count("\n") >= 8):

@@ -54,9 +54,17 @@ def _run(args: list[str]) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl-C as a terminal delivers it. A test process may hold SIGINT ignored
+    (something in the suite leaves it so on an xdist worker), and an ignored signal is
+    inherited across exec, so the child would never see the interrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(args: list[str], ledger: Path, *, at_lines: int, sig: int) -> None:
     """Start the command, wait until its ledger has `at_lines` lines (0: until it is under way), send `sig`."""
-    proc = subprocess.Popen([sys.executable, "-m", "mmprm.cli", *args], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "mmprm.cli", *args], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         lines = ledger.read_text().count("\n") if ledger.exists() else -1
