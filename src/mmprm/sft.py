@@ -14,7 +14,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -50,6 +50,15 @@ class LoopSettings:
     save_every: int | None = None
     save_at: tuple[int, ...] = ()
     grad_accum: int = 1  # micro-batches of batch_size per optimizer step
+
+
+def open_run(config, out_dir: str | Path, what: str) -> Path:
+    """The run's folder, with its settings printed and saved as train_config.json."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"{what} training config:", json.dumps(asdict(config)))
+    (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    return out
 
 
 def encode_chat(messages: list[dict], target: str, processor, *, name: str = "example",

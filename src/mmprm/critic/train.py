@@ -25,7 +25,7 @@ from mmprm.critic.critique import LAYOUTS, VERDICT_WORDS, parse, verdict_offsets
 from mmprm.critic.model import CONFIG_FILE
 from mmprm.critic.prompt import critic_messages
 from mmprm.io import RecordError, Rejected, RejectLog, absolute_images, read_records
-from mmprm.sft import LoopSettings, encode_chat, run_sft, saved_state
+from mmprm.sft import LoopSettings, encode_chat, open_run, run_sft, saved_state
 from mmprm.training import torch_threads
 from mmprm.types import Problem
 
@@ -76,10 +76,7 @@ def verdict_spans(text: str, layout: str) -> list[tuple[int, int]]:
 
 
 def train_critic(cfg: CriticTrainConfig, out_dir: str | Path) -> dict:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    print("critic training config:", json.dumps(asdict(cfg)))
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    out = open_run(cfg, out_dir, "critic")
     with torch_threads(cfg.num_threads):
         return _train(cfg, out)
 

@@ -10,7 +10,6 @@ checkpoint when started again with the same arguments.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from mmprm.policy.config import TrainConfig
 from mmprm.policy.hf import HFPolicy
 from mmprm.policy.prompt import build_messages, flatten_content
 from mmprm.policy.tiny.model import new_tiny_policy, save_policy
-from mmprm.sft import LoopSettings, encode_chat, run_sft, saved_state
+from mmprm.sft import LoopSettings, encode_chat, open_run, run_sft, saved_state
 from mmprm.training import torch_threads
 from mmprm.types import Problem
 
@@ -36,10 +35,7 @@ def train_policy(cfg: TrainConfig, out_dir: str | Path) -> dict:
     (e.g. a weak policy on the way to a strong one), and train_log.json.
     Returns the log.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    print("policy training config:", json.dumps(asdict(cfg)))
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    out = open_run(cfg, out_dir, "policy")
     with torch_threads(cfg.num_threads):
         return _train(cfg, out)
 
