@@ -1,14 +1,26 @@
-"""The annotation runner's overhead over raw generation, same backend.
+"""Annotation throughput against raw generation, same backend, one run.
 
-Raw: the policy's `sample_batch` on the same kind of requests the runner
-sends (16 problems in flight, k samples each), tokens/s. Annotation:
-`annotate` (OmegaPRM) over the same problems, generated tokens/s including
-grading, tree bookkeeping and crash-safe writes. The ratio is annotation ÷
-raw; 1.0 would mean no overhead. MC queries deeper in the tree have longer
-prompts and shorter continuations than root samples, which the ratio also
-reflects.
+At the default demo's annotation settings (the weak tiny policy through the
+hf backend, 64 rows in flight, bar-total problems of 3 steps, k = 8, 6
+searches, 120 rollouts a problem, 96 tokens, 16 problems in flight), on the
+same synthetic training problems:
 
-Run by hand:  .venv/bin/python benchmarks/annotation_overhead.py --policy assets/tiny-policy-weak
+- raw generation: every problem's k root samples in one `sample_batch`, the
+  backend's best case (one continuous batch, nothing else to do);
+- annotation through the policy's stream (`mmprm annotate`): MC queries join
+  the batch as they arise; generated tokens/s including grading, tree
+  bookkeeping and crash-safe writes;
+- annotation by rounds: the same runner, but each round's queries sent in one
+  `sample_batch` and the next round only after the slowest (the runner before
+  streams);
+- `transformers` `generate` in static batches of 64, the backend before
+  continuous batching, as a reference for raw generation.
+
+Deeper MC queries have longer prompts and shorter continuations than root
+samples, so annotation does more prefill per generated token; the ratio
+annotation / raw includes that.
+
+Run by hand:  .venv/bin/python benchmarks/annotation_overhead.py [--problems 96]
 """
 
 from __future__ import annotations
@@ -24,38 +36,76 @@ from mmprm.annotate.runner import annotate
 from mmprm.data import load_problems
 from mmprm.data.synth import generate_synthetic
 from mmprm.grading import RuleGrader
-from mmprm.policy.base import Request, SamplingParams
-from mmprm.policy.load import load_policy
+from mmprm.io import load_image
+from mmprm.policy.base import Policy, Request, SamplingParams
+from mmprm.policy.hf import HFPolicy
+from mmprm.policy.prompt import build_messages
+
+DEMO = AnnotateConfig(k=8, max_searches=6, rollout_budget=120, max_tokens=96, paths="rollouts", temperature=1.0)
+
+
+class Rounds(Policy):
+    """The backend seen through the default stream: one `sample_batch` per round of queries."""
+
+    def __init__(self, inner: Policy):
+        self.inner, self.name = inner, inner.name
+
+    def sample_batch(self, requests, params):
+        return self.inner.sample_batch(requests, params)
+
+
+def generate_baseline(policy: HFPolicy, problems, params: SamplingParams) -> tuple[int, float]:
+    """Root samples with `model.generate` in static batches: (completion tokens, seconds)."""
+    rows = [p for p in problems for _ in range(params.n)]
+    tokens, start = 0, time.perf_counter()
+    for i in range(0, len(rows), policy.batch_size):
+        chunk = rows[i : i + policy.batch_size]
+        texts = [policy.job(0, build_messages(p), params, 0, True).text for p in chunk]
+        inputs = policy.processor(text=texts, images=[load_image(p.images[0], {}) for p in chunk], padding=True,
+                                  return_tensors="pt", add_special_tokens=False)
+        with torch.inference_mode():
+            out = policy.model.generate(**inputs, do_sample=True, temperature=params.temperature, top_k=None,
+                                        max_new_tokens=params.max_tokens, eos_token_id=policy._eos,
+                                        pad_token_id=policy.tokenizer.pad_token_id)
+        for row in out[:, inputs["input_ids"].shape[1]:].tolist():
+            ended = next((j for j, t in enumerate(row) if t in policy._eos), None)
+            tokens += len(row) if ended is None else ended + 1
+    return tokens, time.perf_counter() - start
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--policy", default="assets/tiny-policy-weak", help="a folder (hf backend) or any spec")
-    parser.add_argument("--problems", type=int, default=48)
-    parser.add_argument("--k", type=int, default=8)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--policy", default="assets/tiny-policy-weak")
+    parser.add_argument("--problems", type=int, default=96)
+    parser.add_argument("--batch", type=int, default=64, help="rows in flight (the demo's policy_batch)")
     parser.add_argument("--inflight", type=int, default=16)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    spec = args.policy if ":" in args.policy else f"hf:{args.policy}"
-    policy = load_policy(spec, **({"batch_size": args.inflight * args.k} if spec.startswith("hf:") else {}))
+    policy = HFPolicy(args.policy, batch_size=args.batch)
+    params = SamplingParams(n=DEMO.k, temperature=DEMO.temperature, max_tokens=DEMO.max_tokens, seed=0)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        problems = load_problems(generate_synthetic(args.problems, 7, tmp, split="test", families=["bars"],
-                                                    max_steps=4))
-        params = SamplingParams(n=args.k, temperature=1.0, max_tokens=96, seed=0)
-        t, tokens = time.perf_counter(), 0
-        for i in range(0, len(problems), args.inflight):
-            out = policy.sample_batch([Request(p) for p in problems[i : i + args.inflight]], params)
-            tokens += sum(c.completion_tokens for conts in out for c in conts)
-        raw = tokens / (time.perf_counter() - t)
-        cfg = AnnotateConfig(k=args.k, max_searches=4, rollout_budget=200, max_tokens=96)
-        t = time.perf_counter()
-        stats = annotate(problems, policy, RuleGrader(), f"{tmp}/ann", cfg, inflight=args.inflight, progress=False)
-        ann = stats["generated_tokens"] / (time.perf_counter() - t)
-    print(f"policy {spec}, {args.problems} problems, k={args.k}, {args.inflight} problems in flight")
-    print(f"raw generation:  {raw:8.0f} tokens/s")
-    print(f"annotation:      {ann:8.0f} tokens/s  ({stats['rollouts']} rollouts, {stats['labels']} labels, "
-          f"skipped {stats['skipped']})")
-    print(f"ratio annotation / raw: {ann / raw:.2f}")
+        problems = load_problems(generate_synthetic(args.problems, 1000, tmp, split="train", families=["bartotal"],
+                                                    min_steps=3, max_steps=3))
+        policy.sample_batch([Request(p) for p in problems[:2]], params)  # warm-up
+        start = time.perf_counter()
+        out = policy.sample_batch([Request(p) for p in problems], params)
+        raw_tokens = sum(c.completion_tokens for conts in out for c in conts)
+        rows.append(("raw generation (one stream)", raw_tokens, time.perf_counter() - start, ""))
+        for name, backend in (("annotation, streamed", policy), ("annotation, by rounds", Rounds(policy))):
+            start = time.perf_counter()
+            stats = annotate(problems, backend, RuleGrader(), f"{tmp}/{name[12:]}", DEMO, inflight=args.inflight,
+                             progress=False)
+            rows.append((name, stats["generated_tokens"], time.perf_counter() - start,
+                         f"{stats['rollouts']} rollouts, {stats['annotated']} annotated"))
+        tokens, seconds = generate_baseline(policy, problems, params)
+        rows.append(("raw, transformers generate (static batches)", tokens, seconds, ""))
+    raw = rows[0][1] / rows[0][2]
+    print(f"\npolicy {args.policy}, {args.problems} problems, k={DEMO.k}, {args.batch} rows in flight, "
+          f"{args.inflight} problems in flight, one thread")
+    print(f"{'':46} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'/ raw':>6}")
+    for name, tokens, seconds, note in rows:
+        print(f"{name:46} {tokens:>7} {seconds:>8.2f} {tokens / seconds:>9.0f} {tokens / seconds / raw:>6.2f}  {note}")
 
 
 if __name__ == "__main__":

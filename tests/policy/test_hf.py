@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -118,12 +119,12 @@ def test_prefix_is_continued_and_only_new_text_returned(vlm, images):
 
 
 def test_steps_and_answer_are_parsed_from_the_new_text(vlm, images, monkeypatch):
-    from mmprm.policy import hf
+    from mmprm.policy import engine
 
-    def scripted(self, texts, pics, params, row_seeds):
-        return [hf.GeneratedText("<step>3 + 4 = 7</step>\n<answer>7</answer>", 10, 12, "stop")] * len(texts)
+    def scripted(self, row):
+        return engine.GeneratedText("<step>3 + 4 = 7</step>\n<answer>7</answer>", 10, 12, "stop")
 
-    monkeypatch.setattr(HFPolicy, "_run", scripted)
+    monkeypatch.setattr(engine.ContinuousBatcher, "_result", scripted)
     problem = Problem(id="p", question="A + B?", answer="7", images=[images[0]])
     c = vlm.sample(problem, ["bar A is 3", "bar B is 4"], SamplingParams(temperature=0))[0]
     assert (c.steps, c.answer, c.finished) == (["3 + 4 = 7"], "7", True)
@@ -221,14 +222,15 @@ def test_a_requests_samples_depend_on_its_seed_alone_not_on_the_batch(vlm, image
 
 
 def test_the_row_sampler_draws_from_the_tempered_and_filtered_distribution():
-    from mmprm.policy.hf import RowSampler
+    from mmprm.policy.engine import choose_tokens
 
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -3.0]])
     draws = 4000
 
     def frequencies(params):
-        sampler = RowSampler(list(range(draws)), params, torch.device("cpu"))
-        picks = sampler(None, logits.expand(draws, -1)).argmax(dim=-1)
+        rows = [SimpleNamespace(generator=torch.Generator().manual_seed(s), job=SimpleNamespace(params=params))
+                for s in range(draws)]
+        picks = choose_tokens(logits.expand(draws, -1), rows)
         return torch.bincount(picks, minlength=5).float() / draws
 
     plain = frequencies(SamplingParams(temperature=1.0))

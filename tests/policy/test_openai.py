@@ -302,3 +302,24 @@ def test_vllm_end_to_end():
                             timeout=1750)
     assert result.returncode == 0, f"{script} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     assert "vLLM end to end: passed" in result.stdout
+
+
+def test_a_stream_posts_each_request_when_submitted_and_returns_what_the_batch_does(faults, client, problems):
+    faults.delay = 0.2
+    policy = client()
+    params = SamplingParams(n=2, temperature=1.0, max_tokens=10, seed=3)
+    requests = [Request(problems["short"]), Request(problems["tall"], ["The bar starts at 0."]),
+                Request(problems["text"])]
+    stream = policy.stream()
+    stream.submit("first", requests[0], params)
+    deadline = time.monotonic() + 10
+    while not faults.arrivals and time.monotonic() < deadline:  # posted before anyone asked for results
+        time.sleep(0.01)
+    assert len(faults.arrivals) == 1 and len(stream) == 1
+    for key, request in zip(("second", "third"), requests[1:]):
+        stream.submit(key, request, params)
+    results = {}
+    while len(stream):
+        results.update(stream.completed())
+    assert stream.completed() == []
+    assert [results[k] for k in ("first", "second", "third")] == policy.sample_batch(requests, params)

@@ -1,8 +1,9 @@
 """Run an annotation algorithm over many problems, crash-safe and batched.
 
 Many problems are in flight at once: each is an algorithm generator waiting
-on one MC query, and all waiting queries go to the policy in one call, so a
-batched or served backend stays busy.
+on one MC query. Queries go into the policy's stream as they arise and come
+back as each is done, so a problem moves on without waiting for the others
+and a continuously batched or served backend stays busy.
 
 Output folder:
   trees/<id>.json   one tree per problem, for inspection
@@ -111,7 +112,7 @@ def annotate(problems: list[Problem], policy: Policy, grader: Grader, out_dir: s
     start = time.time()
     rollouts = labels = 0
     queue = list(reversed(todo))
-    active: dict[str, tuple[Problem, Annotation, object]] = {}
+    active: dict[str, tuple[Problem, Annotation]] = {}
     with output, tqdm(total=len(todo), desc=f"annotate ({cfg.method})", unit="prob", disable=not progress) as bar:
 
         def finish(problem: Problem, result: tuple) -> None:
@@ -130,27 +131,25 @@ def annotate(problems: list[Problem], policy: Policy, grader: Grader, out_dir: s
             try:
                 query = gen.send(reply)
             except StopIteration as stop:
+                del active[problem.id]
                 finish(problem, stop.value)
                 return
-            active[problem.id] = (problem, gen, query)
+            stream.submit(problem.id, Request(problem, query.prefix, seed=query.seed), replace(params, n=query.k))
 
-        while queue or active:
-            while queue and len(active) < inflight:
-                problem = queue.pop()
-                advance(problem, algorithm(problem, grader, cfg), None)
-            if not active:
-                continue
-            waiting = list(active.values())
-            active.clear()
-            for k in sorted({q.k for _, _, q in waiting}):  # one call per rollout count asked
-                group = [w for w in waiting if w[2].k == k]
-                results = policy.sample_batch([Request(p, q.prefix, seed=q.seed) for p, _, q in group],
-                                              replace(params, n=k))
-                rollouts += sum(len(r) for r in results)
-                for (problem, gen, _), continuations in zip(group, results):
-                    advance(problem, gen, continuations)
-            elapsed = max(1e-9, time.time() - start)
-            bar.set_postfix(rollouts_s=f"{rollouts / elapsed:.0f}", labels_s=f"{labels / elapsed:.1f}")
+        stream = policy.stream()
+        try:
+            while queue or active:
+                while queue and len(active) < inflight:
+                    problem = queue.pop()
+                    active[problem.id] = (problem, algorithm(problem, grader, cfg))
+                    advance(*active[problem.id], None)
+                for problem_id, continuations in stream.completed():
+                    rollouts += len(continuations)
+                    advance(*active[problem_id], continuations)
+                elapsed = max(1e-9, time.time() - start)
+                bar.set_postfix(rollouts_s=f"{rollouts / elapsed:.0f}", labels_s=f"{labels / elapsed:.1f}")
+        finally:
+            stream.close()
     return summarize(out_dir, [p.id for p in problems], time.time() - start, rejected_inputs)
 
 

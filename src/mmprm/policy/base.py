@@ -80,5 +80,49 @@ class Policy:
     def sample(self, problem: Problem, prefix_steps: list[str], params: SamplingParams) -> list[Continuation]:
         return self.sample_batch([Request(problem, list(prefix_steps))], params)[0]
 
+    def stream(self) -> SampleStream:
+        """A stream of requests whose results come back as each is done (see SampleStream)."""
+        return SampleStream(self)
+
     def close(self) -> None:
         """Release servers, clients or memory the backend holds."""
+
+
+class SampleStream:
+    """Requests go in as they arise and come back as each is done.
+
+    Why: a caller with many independent requests (the annotation runner, one
+    search per problem) should not wait for the slowest of a round before
+    sending the next; a backend that batches continuously (the hf backend) or
+    serves concurrently (an OpenAI-compatible server) then stays busy. This
+    default sends what was submitted in one `sample_batch` per distinct
+    settings when results are asked for, which is what rounds did.
+    """
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self._waiting: list[tuple[object, Request, SamplingParams]] = []
+
+    def submit(self, key: object, request: Request, params: SamplingParams) -> None:
+        """Queue a request; its result comes back from `completed` under `key`."""
+        params.check()
+        self._waiting.append((key, request, params))
+
+    def __len__(self) -> int:
+        """Requests submitted and not yet returned."""
+        return len(self._waiting)
+
+    def completed(self) -> list[tuple[object, list[Continuation]]]:
+        """Blocks until at least one submitted request is done (unless none is
+        pending); returns every one that is, as (key, continuations)."""
+        waiting, self._waiting = self._waiting, []
+        done = []
+        for settings in dict.fromkeys(repr(p) for _, _, p in waiting):  # in order of submission
+            group = [w for w in waiting if repr(w[2]) == settings]
+            results = self.policy.sample_batch([r for _, r, _ in group], group[0][2])
+            done.extend((key, conts) for (key, _, _), conts in zip(group, results))
+        return done
+
+    def close(self) -> None:
+        """Drop what is still pending (after an error or an interrupt)."""
+        self._waiting = []

@@ -1,42 +1,29 @@
 """Policy backend for a local transformers checkpoint (`hf:PATH`).
 
 One class serves image-text-to-text models (the tiny policy, Qwen2-VL,
-Qwen2.5-VL, anything AutoProcessor loads) and text-only causal LMs. Requests
-are expanded into rows (one per sample), sorted by prompt length and run in
-left-padded batches, so a batch gives the same greedy output as one row at
-a time. A partial solution is continued by appending its text after the
-chat template's generation prompt, which works with any chat template.
+Qwen2.5-VL, anything AutoProcessor loads) and text-only causal LMs. Decoding
+is continuous batching (`mmprm.policy.engine`): up to `batch_size` samples in
+flight, each prompt prefilled once for all its samples, new prompts joining as
+rows end. A partial solution is continued by appending its text after the chat
+template's generation prompt, which works with any chat template.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image
-from transformers import LogitsProcessor, LogitsProcessorList
 
 from mmprm.backbone import is_multimodal, load_backbone, tokenizer_of
 from mmprm.grading.extract import extract_answer
-from mmprm.io import load_image
-from mmprm.policy.base import Continuation, Policy, Request, SamplingParams
+from mmprm.policy.base import Continuation, Policy, Request, SampleStream, SamplingParams
+from mmprm.policy.engine import ContinuousBatcher, GeneratedText, Job
 from mmprm.policy.prompt import build_messages, flatten_content
 from mmprm.seeds import derive_seed
 from mmprm.steps import parse_output
 
-
-@dataclass
-class GeneratedText:
-    """One generated completion. `stop_reason` is the stop string that ended it
-    (None when it ended at end-of-sequence or at max_tokens), as vLLM reports it."""
-
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str  # "stop" | "length"
-    stop_reason: str | None = None
+__all__ = ["GeneratedText", "HFPolicy"]
 
 
 class HFPolicy(Policy):
@@ -73,10 +60,16 @@ class HFPolicy(Policy):
     # ---- the Policy interface -------------------------------------------
 
     def sample_batch(self, requests: list[Request], params: SamplingParams) -> list[list[Continuation]]:
-        batch = [build_messages(r.problem, r.prefix_steps) for r in requests]
-        seeds = [r.seed if r.seed is not None else params.seed for r in requests]
-        outs = self.generate_messages(batch, params, continue_final_message=True, seeds=seeds)
-        return [[_continuation(g, r) for g in gens] for r, gens in zip(requests, outs)]
+        stream = self.stream()
+        for i, r in enumerate(requests):
+            stream.submit(i, r, params)
+        results: dict[int, list[Continuation]] = {}
+        while len(stream):
+            results.update(stream.completed())
+        return [results[i] for i in range(len(requests))]
+
+    def stream(self) -> SampleStream:
+        return HFStream(self)
 
     # ---- lower level: chat messages and raw prompts -----------------------
 
@@ -93,16 +86,33 @@ class HFPolicy(Policy):
         conversation; default `params.seed`) make each conversation's samples
         reproducible whatever else is in the batch.
         """
-        prompts, images = [], []
-        for messages in batch:
-            text, refs = self._render(messages, continue_final_message)
-            prompts.append(text)
-            images.append(refs)
-        return self._generate(prompts, images, params, seeds)
+        seeds = seeds or [params.seed] * len(batch)
+        return self._generate([self.job(i, m, params, s, continue_final_message)
+                               for i, (m, s) in enumerate(zip(batch, seeds))])
 
     def generate_text(self, prompts: list[str], params: SamplingParams) -> list[list[GeneratedText]]:
         """`params.n` completions of each raw text prompt (no chat template), as /v1/completions does."""
-        return self._generate(list(prompts), [[] for _ in prompts], params)
+        params.check()
+        return self._generate([Job(i, p, [], params, _row_seeds(params.seed, params)) for i, p in enumerate(prompts)])
+
+    def job(self, key: object, messages: list[dict], params: SamplingParams, seed: int | None,
+            continue_final_message: bool) -> Job:
+        """A decoding job for the engine: the rendered prompt, its images, one seed per distinct sample."""
+        params.check()
+        text, refs = self._render(messages, continue_final_message)
+        return Job(key, text, refs, params, _row_seeds(seed, params))
+
+    def batcher(self) -> ContinuousBatcher:
+        return ContinuousBatcher(self.model, self.processor, self.tokenizer, self._eos, self.device,
+                                 multimodal=self.multimodal, max_rows=self.batch_size)
+
+    def _generate(self, jobs: list[Job]) -> list[list[GeneratedText]]:
+        engine = self.batcher()
+        for job in jobs:
+            engine.add(job)
+        while not engine.idle:
+            engine.step()
+        return [_all_samples(job) for job in jobs]
 
     def _render(self, messages: list[dict], continue_final: bool) -> tuple[str, list[str]]:
         messages = [_normalise(m) for m in messages]
@@ -121,95 +131,6 @@ class HFPolicy(Policy):
             messages = [{**m, "content": flatten_content(m["content"])} for m in messages]
         template = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return template + partial, refs
-
-    def _generate(self, prompts: list[str], images: list[list[str]], params: SamplingParams,
-                  seeds: list[int | None] | None = None) -> list[list[GeneratedText]]:
-        params.check()
-        copies = 1 if params.temperature == 0 else params.n  # greedy samples are all the same
-        seeds = seeds or [params.seed] * len(prompts)
-        unseeded = random.SystemRandom()
-        row_seeds = {(i, k): derive_seed(seed, k) if seed is not None else unseeded.getrandbits(63)
-                     for i, seed in enumerate(seeds) for k in range(copies)}
-        rows = [(i, k) for i in range(len(prompts)) for k in range(copies)]
-        # Similar lengths share a batch: less padding to compute over.
-        rows.sort(key=lambda r: len(prompts[r[0]]))
-        opened: dict[str, Image.Image] = {}
-        results: list[list[GeneratedText | None]] = [[None] * copies for _ in prompts]
-        for start in range(0, len(rows), self.batch_size):
-            chunk = rows[start : start + self.batch_size]
-            texts = [prompts[i] for i, _ in chunk]
-            pics = [load_image(ref, opened) for i, _ in chunk for ref in images[i]]
-            for (i, k), gen in zip(chunk, self._run(texts, pics, params, [row_seeds[r] for r in chunk])):
-                results[i][k] = gen
-        return [[gens[k % copies] for k in range(params.n)] for gens in results]
-
-    @torch.inference_mode()
-    def _run(self, texts: list[str], pics: list[Image.Image], params: SamplingParams,
-             row_seeds: list[int]) -> list[GeneratedText]:
-        kwargs = {"padding": True, "return_tensors": "pt", "add_special_tokens": False}
-        if self.multimodal:
-            inputs = self.processor(text=texts, images=pics or None, **kwargs)
-        else:
-            inputs = self.tokenizer(texts, **kwargs)
-        inputs = inputs.to(self.device)
-        # Sampling is RowSampler's Gumbel-max over each row's own noise: the decoding itself is greedy.
-        processors = [RowSampler(row_seeds, params, self.device)] if params.temperature > 0 else []
-        out = self.model.generate(
-            **inputs,
-            do_sample=False, temperature=None, top_p=None, top_k=None,
-            logits_processor=LogitsProcessorList(processors),
-            max_new_tokens=params.max_tokens,
-            eos_token_id=self._eos,
-            pad_token_id=self.tokenizer.pad_token_id,
-            stop_strings=params.stop or None,
-            tokenizer=self.tokenizer if params.stop else None,
-        )
-        width = inputs["input_ids"].shape[1]
-        prompt_lens = inputs["attention_mask"].sum(dim=1).tolist()
-        return [self._decode(row[width:].tolist(), n, params) for row, n in zip(out, prompt_lens)]
-
-    def _decode(self, tokens: list[int], prompt_tokens: int, params: SamplingParams) -> GeneratedText:
-        ended = next((j for j, t in enumerate(tokens) if t in self._eos), None)
-        if ended is not None:
-            tokens = tokens[: ended + 1]
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-        hits = [(text.find(s), s) for s in params.stop if s in text]
-        if hits:
-            cut, stop = min(hits)
-            return GeneratedText(text[:cut], prompt_tokens, len(tokens), "stop", stop)
-        reason = "stop" if ended is not None else "length"
-        return GeneratedText(text, prompt_tokens, len(tokens), reason)
-
-
-class RowSampler(LogitsProcessor):
-    """Temperature, top-k and top-p sampling with one random stream per row.
-
-    Each row adds Gumbel noise drawn from its own generator (seeded per
-    request and sample) to its filtered, tempered logits, and greedy decoding
-    takes the argmax: exactly a draw from the filtered distribution, and one
-    that depends on the row's seed alone, not on what else is in the batch,
-    so a resumed run samples what an uninterrupted one did.
-    """
-
-    def __init__(self, seeds: list[int], params: SamplingParams, device: torch.device):
-        self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
-        self.temperature, self.top_k, self.top_p = params.temperature, params.top_k, params.top_p
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        logits = scores.float() / self.temperature
-        vocab = logits.shape[-1]
-        if 0 < self.top_k < vocab:
-            kth = torch.topk(logits, self.top_k, dim=-1).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        if self.top_p < 1.0:
-            ordered, index = logits.sort(dim=-1, descending=True)
-            probs = ordered.softmax(dim=-1)
-            before = probs.cumsum(dim=-1) - probs  # probability mass ranked above each token
-            drop = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, index, before >= self.top_p)
-            logits = logits.masked_fill(drop, float("-inf"))
-        uniform = torch.stack([torch.rand(vocab, generator=g, device=logits.device) for g in self.generators])
-        gumbel = -torch.log(-torch.log(uniform.clamp(1e-12, 1 - 1e-7)))
-        return logits + gumbel
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
@@ -236,6 +157,51 @@ def _normalise(message: dict) -> dict:
         else:
             parts.append(p)
     return {**message, "content": parts}
+
+
+class HFStream(SampleStream):
+    """Requests decoded by one continuous batcher: a request submitted while
+    others decode joins their batch as soon as rows free."""
+
+    def __init__(self, policy: HFPolicy):
+        super().__init__(policy)
+        self.engine = policy.batcher()
+        self.requests: dict[object, Request] = {}
+
+    def submit(self, key: object, request: Request, params: SamplingParams) -> None:
+        seed = request.seed if request.seed is not None else params.seed
+        self.engine.add(self.policy.job(key, build_messages(request.problem, request.prefix_steps), params, seed,
+                                        continue_final_message=True))
+        self.requests[key] = request
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def completed(self) -> list[tuple[object, list[Continuation]]]:
+        while not self.engine.idle:
+            if finished := self.engine.step():
+                done = []
+                for job in finished:
+                    request = self.requests.pop(job.key)
+                    done.append((job.key, [_continuation(g, request) for g in _all_samples(job)]))
+                return done
+        return []
+
+    def close(self) -> None:
+        self.engine = self.policy.batcher()
+        self.requests.clear()
+
+
+def _row_seeds(seed: int | None, params: SamplingParams) -> list[int]:
+    """One seed per distinct sample: greedy samples are all the same, so greedy decoding runs one row."""
+    if params.temperature == 0:
+        return [0]
+    base = seed if seed is not None else random.SystemRandom().getrandbits(63)
+    return [derive_seed(base, k) for k in range(params.n)]
+
+
+def _all_samples(job: Job) -> list[GeneratedText]:
+    return [job.outputs[k % len(job.outputs)] for k in range(job.params.n)]
 
 
 def _continuation(g: GeneratedText, request: Request) -> Continuation:

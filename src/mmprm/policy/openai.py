@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 import httpx
 
 from mmprm.grading.extract import extract_answer
 from mmprm.http import Retrying
 from mmprm.io import image_data_uri
-from mmprm.policy.base import Continuation, Policy, Request, SamplingParams
+from mmprm.policy.base import Continuation, Policy, Request, SampleStream, SamplingParams
 from mmprm.policy.prompt import build_messages
 from mmprm.steps import parse_output
 
@@ -117,15 +117,18 @@ class OpenAIPolicy(Policy):
                 self._loop = loop
             return self._loop
 
+    def stream(self) -> SampleStream:
+        return OpenAIStream(self)
+
+    async def _one(self, req: Request, body: dict, params: SamplingParams) -> list[Continuation]:
+        async with self._limit:
+            data = await self._post(self._path(), body, params.n)
+        return self._continuations(req, data, params)
+
     async def _sample_all(
         self, requests: list[Request], bodies: list[dict], params: SamplingParams
     ) -> list[list[Continuation]]:
-        async def one(req: Request, body: dict) -> list[Continuation]:
-            async with self._limit:
-                data = await self._post(self._path(), body, params.n)
-            return self._continuations(req, data, params)
-
-        tasks = [asyncio.ensure_future(one(r, b)) for r, b in zip(requests, bodies)]
+        tasks = [asyncio.ensure_future(self._one(r, b, params)) for r, b in zip(requests, bodies)]
         try:
             return list(await asyncio.gather(*tasks))
         finally:  # after a failure (or a cancel), send no more requests
@@ -216,6 +219,36 @@ class OpenAIPolicy(Policy):
                 )
             )
         return out
+
+
+class OpenAIStream(SampleStream):
+    """Each request is posted as soon as it is submitted (up to the backend's
+    concurrency) and returned as soon as it is answered, so the server's own
+    continuous batching never waits for the slowest request of a round."""
+
+    def __init__(self, policy: OpenAIPolicy):
+        super().__init__(policy)
+        self.pending: dict[Future, object] = {}
+
+    def submit(self, key: object, request: Request, params: SamplingParams) -> None:
+        params.check()
+        body = self.policy._body(request, params, {})
+        coroutine = self.policy._one(request, body, params)
+        self.pending[asyncio.run_coroutine_threadsafe(coroutine, self.policy._ensure_loop())] = key
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def completed(self) -> list[tuple[object, list[Continuation]]]:
+        if not self.pending:
+            return []
+        done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+        return [(self.pending.pop(f), f.result()) for f in done]
+
+    def close(self) -> None:
+        for future in self.pending:
+            future.cancel()  # stop the requests still queued
+        self.pending.clear()
 
 
 def plain_prompt(messages: list[dict]) -> str:

@@ -1,0 +1,280 @@
+"""Continuous batching for a local transformers model (the hf backend's decoder).
+
+Why not `model.generate`: annotation and search ask for continuations whose
+lengths differ a lot (a rollout from a deep prefix is a few tokens, one from
+the root dozens), and `generate` runs a batch until its longest row ends, so
+the slots of the short rows idle. It also prefills each of a prompt's n
+samples separately, image and all, which on the tiny policy is most of the
+time. Here a prompt is prefilled once and its cache copied to its samples;
+rows leave the batch as they end, and waiting prompts join as room frees.
+
+Rows are left-padded in one key/value cache; a joining group is padded (or
+the batch is) so that all rows end at the same column. Each row carries its
+next position (for Qwen2-VL's M-RoPE, its text position plus the image's
+offset from `get_rope_index`), so padding never shifts a position. Each
+sampled row draws its noise from its own generator (see `choose_tokens`):
+what a prompt gets depends on its seed alone, not on what shares its batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import deque
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+from transformers import DynamicCache
+
+from mmprm.io import load_image
+from mmprm.policy.base import SamplingParams
+
+
+@dataclass
+class GeneratedText:
+    """One generated completion. `stop_reason` is the stop string that ended it
+    (None when it ended at end-of-sequence or at max_tokens), as vLLM reports it."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" | "length"
+    stop_reason: str | None = None
+
+
+@dataclass
+class Job:
+    """One prompt and the samples asked of it; `outputs` fill in as rows end."""
+
+    key: object
+    text: str
+    images: list[str]
+    params: SamplingParams
+    seeds: list[int]  # one per distinct sample (one for greedy decoding: its samples are all the same)
+    outputs: list[GeneratedText | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.outputs = [None] * len(self.seeds)
+
+    @property
+    def done(self) -> bool:
+        return all(o is not None for o in self.outputs)
+
+
+@dataclass
+class _Row:
+    job: Job
+    sample: int
+    prompt_tokens: int
+    generator: torch.Generator | None
+    tokens: list[int] = field(default_factory=list)
+
+
+class ContinuousBatcher:
+    """Decodes `Job`s with up to `max_rows` samples in flight.
+
+    `add` queues a job; each `step` admits waiting jobs while there is room,
+    decodes one token for every row, and returns the jobs that finished.
+    """
+
+    def __init__(self, model, processor, tokenizer, eos: list[int], device: torch.device, *,
+                 multimodal: bool, max_rows: int):
+        self.model, self.processor, self.tokenizer = model, processor, tokenizer
+        self.eos, self.device, self.multimodal, self.max_rows = set(eos), device, multimodal, max_rows
+        # free rows that make a prefill worth its call (//8 and //2 were slower: benchmarks/annotation_overhead.py)
+        self.join_at = max(1, max_rows // 4)
+        forward = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in forward else "past_key_values"  # renamed in transformers 5
+        inner = getattr(model, "model", None)
+        self._rope_index = getattr(inner, "get_rope_index", None)  # Qwen2-VL family: 3-D positions
+        self._rope_args = set(inspect.signature(self._rope_index).parameters) if self._rope_index else set()
+        self.waiting: deque[Job] = deque()
+        self.rows: list[_Row] = []
+        self._layers: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer (keys, values): [rows, heads, T, dim]
+        self._mask = self._positions = self._last = None
+
+    def add(self, job: Job) -> None:
+        self.waiting.append(job)
+
+    @property
+    def idle(self) -> bool:
+        return not self.waiting and not self.rows
+
+    @torch.inference_mode()
+    def step(self) -> list[Job]:
+        """One decoding step for the batch (after admitting what fits); the jobs it completed."""
+        logits = self._decode() if self.rows else None
+        joined = self._admit()
+        if joined is not None:
+            logits = joined if logits is None else torch.cat([logits, joined])
+        if logits is None:
+            return []
+        chosen = choose_tokens(logits, self.rows).tolist()
+        finished: list[Job] = []
+        keep: list[int] = []
+        for i, (row, token) in enumerate(zip(self.rows, chosen)):
+            row.tokens.append(token)
+            params = row.job.params
+            if token in self.eos or len(row.tokens) >= params.max_tokens or self._hit_stop(row.tokens, params):
+                row.job.outputs[row.sample] = self._result(row)
+                if row.job.done:
+                    finished.append(row.job)
+            else:
+                keep.append(i)
+        self._last = torch.tensor(chosen, device=self.device)
+        if len(keep) < len(self.rows):
+            self._select(keep)
+        return finished
+
+    # ---- decoding -----------------------------------------------------------
+
+    def _decode(self) -> torch.Tensor:
+        """Feeds each row's last token; its logits for the next one."""
+        self._mask = torch.cat([self._mask, self._mask.new_ones(len(self.rows), 1)], dim=1)
+        cache = DynamicCache(ddp_cache_data=self._layers)
+        out = self.model(input_ids=self._last[:, None], attention_mask=self._mask,
+                         position_ids=self._positions[:, None], use_cache=True, **{self._cache_arg: cache})
+        self._layers = [(layer.keys, layer.values) for layer in cache.layers]
+        self._positions = self._positions + 1
+        return out.logits[:, -1].float()
+
+    def _admit(self) -> torch.Tensor | None:
+        """Prefills the waiting jobs that fit (each once, then copied to its samples) and joins them to the batch."""
+        room = self.max_rows - len(self.rows)
+        if not self.waiting or (self.rows and room < max(len(self.waiting[0].seeds), self.join_at)):
+            return None
+        jobs: list[Job] = []
+        while self.waiting and (len(self.waiting[0].seeds) <= room or not (jobs or self.rows)):
+            jobs.append(self.waiting.popleft())
+            room -= len(jobs[-1].seeds)
+        if not jobs:
+            return None
+        layers, mask, positions, logits, lengths = self._prefill(jobs)
+        copies = torch.tensor([j for j, job in enumerate(jobs) for _ in job.seeds], device=self.device)
+        new_rows = [_Row(job, s, lengths[j], _generator(seed, job.params, self.device))
+                    for j, job in enumerate(jobs) for s, seed in enumerate(job.seeds)]
+        self._join([(k[copies], v[copies]) for k, v in layers], mask[copies], positions[copies])
+        self.rows.extend(new_rows)
+        return logits[copies]
+
+    def _prefill(self, jobs: list[Job]):
+        opened: dict[str, Image.Image] = {}
+        texts = [job.text for job in jobs]
+        kwargs = {"padding": True, "return_tensors": "pt", "add_special_tokens": False}
+        if self.multimodal:
+            pics = [load_image(ref, opened) for job in jobs for ref in job.images]
+            inputs = self.processor(text=texts, images=pics or None, **kwargs)
+        else:
+            inputs = self.tokenizer(texts, **kwargs)
+        inputs = inputs.to(self.device)
+        mask = inputs["attention_mask"]
+        lengths = mask.sum(dim=1)
+        if self._rope_index is not None and inputs.get("image_grid_thw") is not None:
+            args = {k: v for k, v in inputs.items() if k in self._rope_args and k != "input_ids"}
+            positions, deltas = self._rope_index(inputs["input_ids"], **args)
+            following = lengths + deltas.view(-1).to(lengths)
+        else:
+            positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+            following = lengths
+        cache = DynamicCache()
+        out = self.model(**inputs, position_ids=positions, use_cache=True, logits_to_keep=1,
+                         **{self._cache_arg: cache})
+        layers = [(layer.keys, layer.values) for layer in cache.layers]
+        return layers, mask, following, out.logits[:, -1].float(), lengths.tolist()
+
+    def _join(self, layers, mask: torch.Tensor, positions: torch.Tensor) -> None:
+        """Appends rows to the batch, left-padding whichever side is shorter."""
+        if not self.rows:
+            self._layers, self._mask, self._positions = layers, mask, positions
+            self._last = torch.empty(0, dtype=torch.long, device=self.device)
+            return
+        width = max(self._mask.shape[1], mask.shape[1])
+        self._layers = [(torch.cat([_pad(k0, width), _pad(k1, width)]), torch.cat([_pad(v0, width), _pad(v1, width)]))
+                        for (k0, v0), (k1, v1) in zip(self._layers, layers)]
+        self._mask = torch.cat([_pad(self._mask, width), _pad(mask, width)])
+        self._positions = torch.cat([self._positions, positions])
+
+    def _select(self, keep: list[int]) -> None:
+        """Drops the ended rows, and the columns now padding in every row."""
+        self.rows = [self.rows[i] for i in keep]
+        if not keep:
+            self._layers, self._mask, self._positions, self._last = [], None, None, None
+            return
+        index = torch.tensor(keep, device=self.device)
+        mask = self._mask[index]
+        first = int(mask.any(dim=0).nonzero()[0])
+        self._mask = mask[:, first:]
+        self._layers = [(k[index, :, first:], v[index, :, first:]) for k, v in self._layers]
+        self._positions, self._last = self._positions[index], self._last[index]
+
+    # ---- ending a row ---------------------------------------------------------
+
+    def _hit_stop(self, tokens: list[int], params: SamplingParams) -> bool:
+        if not params.stop:
+            return False
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)  # whole: skipped tokens have no length
+        return any(s in text for s in params.stop)
+
+    def _result(self, row: _Row) -> GeneratedText:
+        tokens = row.tokens
+        ended = tokens[-1] in self.eos
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        hits = [(text.find(s), s) for s in row.job.params.stop if s in text]
+        if hits:
+            cut, stop = min(hits)
+            return GeneratedText(text[:cut], row.prompt_tokens, len(tokens), "stop", stop)
+        return GeneratedText(text, row.prompt_tokens, len(tokens), "stop" if ended else "length")
+
+
+def choose_tokens(logits: torch.Tensor, rows: list) -> torch.Tensor:
+    """Each row's next token: the argmax for greedy rows; for sampled rows a
+    draw from the tempered, top-k and top-p filtered distribution, as the
+    argmax of the filtered logits plus Gumbel noise from the row's own generator."""
+    chosen = logits.argmax(dim=-1)
+    sampled = [i for i, r in enumerate(rows) if r.generator is not None]
+    if sampled:
+        index = torch.tensor(sampled, device=logits.device)
+        params = [rows[i].job.params for i in sampled]
+        noisy = filtered_logits(logits[index], params) + gumbel_noise([rows[i].generator for i in sampled],
+                                                                      logits.shape[-1], logits.device)
+        chosen[index] = noisy.argmax(dim=-1)
+    return chosen
+
+
+def filtered_logits(logits: torch.Tensor, params: list[SamplingParams]) -> torch.Tensor:
+    """Tempered logits with the tokens outside each row's top-k and top-p set to -inf."""
+    vocab = logits.shape[-1]
+    logits = logits / torch.tensor([[p.temperature] for p in params], device=logits.device)
+    if not any(0 < p.top_k < vocab or p.top_p < 1 for p in params):
+        return logits
+    top_k = torch.tensor([p.top_k if 0 < p.top_k < vocab else vocab for p in params], device=logits.device)
+    ordered, index = logits.sort(dim=-1, descending=True)
+    kth = ordered.gather(1, (top_k - 1)[:, None])
+    logits = logits.masked_fill(logits < kth, float("-inf"))
+    top_p = torch.tensor([[p.top_p] for p in params], device=logits.device)
+    if (top_p < 1).any():
+        probs = logits.gather(1, index).softmax(dim=-1)
+        before = probs.cumsum(dim=-1) - probs  # probability mass ranked above each token
+        drop = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, index, before >= top_p)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def gumbel_noise(generators: list[torch.Generator], vocab: int, device: torch.device) -> torch.Tensor:
+    uniform = torch.stack([torch.rand(vocab, generator=g, device=device) for g in generators])
+    return -torch.log(-torch.log(uniform.clamp(1e-12, 1 - 1e-7)))
+
+
+def _generator(seed: int, params: SamplingParams, device: torch.device) -> torch.Generator | None:
+    return torch.Generator(device=device).manual_seed(seed) if params.temperature > 0 else None
+
+
+def _pad(t: torch.Tensor, width: int) -> torch.Tensor:
+    """Left-pads the sequence dimension (dim 1 of a mask, dim 2 of keys and values) with zeros to `width`."""
+    dim = 1 if t.dim() == 2 else 2
+    missing = width - t.shape[dim]
+    if missing == 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = missing
+    return torch.cat([t.new_zeros(shape), t], dim=dim)
