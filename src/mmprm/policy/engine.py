@@ -90,7 +90,7 @@ class ContinuousBatcher:
         self._rope_args = set(inspect.signature(self._rope_index).parameters) if self._rope_index else set()
         self.waiting: deque[Job] = deque()
         self.rows: list[_Row] = []
-        self._layers: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer (keys, values): [rows, heads, T, dim]
+        self._cache: DynamicCache | None = None  # keys and values of every row: [rows, heads, T, dim] a layer
         self._mask = self._positions = self._last = None
 
     def add(self, job: Job) -> None:
@@ -131,10 +131,8 @@ class ContinuousBatcher:
     def _decode(self) -> torch.Tensor:
         """Feeds each row's last token; its logits for the next one."""
         self._mask = torch.cat([self._mask, self._mask.new_ones(len(self.rows), 1)], dim=1)
-        cache = DynamicCache(ddp_cache_data=self._layers)
         out = self.model(input_ids=self._last[:, None], attention_mask=self._mask,
-                         position_ids=self._positions[:, None], use_cache=True, **{self._cache_arg: cache})
-        self._layers = [(layer.keys, layer.values) for layer in cache.layers]
+                         position_ids=self._positions[:, None], use_cache=True, **{self._cache_arg: self._cache})
         self._positions = self._positions + 1
         return out.logits[:, -1].float()
 
@@ -179,18 +177,17 @@ class ContinuousBatcher:
         cache = DynamicCache()
         out = self.model(**inputs, position_ids=positions, use_cache=True, logits_to_keep=1,
                          **{self._cache_arg: cache})
-        layers = [(layer.keys, layer.values) for layer in cache.layers]
-        return layers, mask, following, out.logits[:, -1].float(), lengths.tolist()
+        return _layers(cache), mask, following, out.logits[:, -1].float(), lengths.tolist()
 
     def _join(self, layers, mask: torch.Tensor, positions: torch.Tensor) -> None:
         """Appends rows to the batch, left-padding whichever side is shorter."""
         if not self.rows:
-            self._layers, self._mask, self._positions = layers, mask, positions
-            self._last = torch.empty(0, dtype=torch.long, device=self.device)
+            self._cache, self._mask, self._positions = DynamicCache(ddp_cache_data=layers), mask, positions
             return
         width = max(self._mask.shape[1], mask.shape[1])
-        self._layers = [(torch.cat([_pad(k0, width), _pad(k1, width)]), torch.cat([_pad(v0, width), _pad(v1, width)]))
-                        for (k0, v0), (k1, v1) in zip(self._layers, layers)]
+        self._cache = DynamicCache(ddp_cache_data=[
+            (torch.cat([_pad(k0, width), _pad(k1, width)]), torch.cat([_pad(v0, width), _pad(v1, width)]))
+            for (k0, v0), (k1, v1) in zip(_layers(self._cache), layers)])
         self._mask = torch.cat([_pad(self._mask, width), _pad(mask, width)])
         self._positions = torch.cat([self._positions, positions])
 
@@ -198,13 +195,14 @@ class ContinuousBatcher:
         """Drops the ended rows, and the columns now padding in every row."""
         self.rows = [self.rows[i] for i in keep]
         if not keep:
-            self._layers, self._mask, self._positions, self._last = [], None, None, None
+            self._cache = self._mask = self._positions = self._last = None
             return
         index = torch.tensor(keep, device=self.device)
         mask = self._mask[index]
         first = int(mask.any(dim=0).nonzero()[0])
         self._mask = mask[:, first:]
-        self._layers = [(k[index, :, first:], v[index, :, first:]) for k, v in self._layers]
+        self._cache = DynamicCache(ddp_cache_data=[(k[index, :, first:], v[index, :, first:])
+                                                   for k, v in _layers(self._cache)])
         self._positions, self._last = self._positions[index], self._last[index]
 
     # ---- ending a row ---------------------------------------------------------
@@ -267,6 +265,10 @@ def gumbel_noise(generators: list[torch.Generator], vocab: int, device: torch.de
 
 def _generator(seed: int, params: SamplingParams, device: torch.device) -> torch.Generator | None:
     return torch.Generator(device=device).manual_seed(seed) if params.temperature > 0 else None
+
+
+def _layers(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(layer.keys, layer.values) for layer in cache.layers]
 
 
 def _pad(t: torch.Tensor, width: int) -> torch.Tensor:
