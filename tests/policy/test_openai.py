@@ -9,6 +9,7 @@ real sockets. Loopback only; every fault schedule is finite.
 
 import asyncio
 import collections
+import concurrent.futures
 import json
 import os
 import socket
@@ -323,3 +324,20 @@ def test_a_stream_posts_each_request_when_submitted_and_returns_what_the_batch_d
         results.update(stream.completed())
     assert stream.completed() == []
     assert [results[k] for k in ("first", "second", "third")] == policy.sample_batch(requests, params)
+
+
+def test_concurrent_requests_decode_together_and_a_bad_one_fails_alone(tiny, faults, client, problems):
+    faults.delay = 0.1  # the requests arrive, then reach the model together
+    faults.app.state.stats["peak_rows"] = 0
+    params = SamplingParams(n=2, temperature=1.0, max_tokens=12, seed=5)
+    requests = [Request(problems[k], seed=i) for i, k in enumerate(("short", "tall", "text", "short"))]
+    bad_image = {"model": MODEL, "max_tokens": 4, "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,bm90IGFuIGltYWdl"}},
+        {"type": "text", "text": "How tall?"}]}]}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        bad = pool.submit(httpx.post, f"{faults.url}/chat/completions", json=bad_image, timeout=10)
+        served = client().sample_batch(requests, params)
+        assert bad.result().status_code == 400 and "cannot open image" in bad.result().json()["error"]["message"]
+    local = [tiny.sample_batch([r], params)[0] for r in requests]
+    assert [[c.text for c in cs] for cs in served] == [[c.text for c in cs] for cs in local]
+    assert faults.app.state.stats["peak_rows"] > 2  # more than one request's samples decoded in one batch

@@ -87,13 +87,12 @@ class HFPolicy(Policy):
         reproducible whatever else is in the batch.
         """
         seeds = seeds or [params.seed] * len(batch)
-        return self._generate([self.job(i, m, params, s, continue_final_message)
-                               for i, (m, s) in enumerate(zip(batch, seeds))])
+        return self.run_jobs([self.job(i, m, params, s, continue_final_message)
+                              for i, (m, s) in enumerate(zip(batch, seeds))])
 
     def generate_text(self, prompts: list[str], params: SamplingParams) -> list[list[GeneratedText]]:
         """`params.n` completions of each raw text prompt (no chat template), as /v1/completions does."""
-        params.check()
-        return self._generate([Job(i, p, [], params, _row_seeds(params.seed, params)) for i, p in enumerate(prompts)])
+        return self.run_jobs([self.text_job(i, p, params) for i, p in enumerate(prompts)])
 
     def job(self, key: object, messages: list[dict], params: SamplingParams, seed: int | None,
             continue_final_message: bool) -> Job:
@@ -102,17 +101,23 @@ class HFPolicy(Policy):
         text, refs = self._render(messages, continue_final_message)
         return Job(key, text, refs, params, _row_seeds(seed, params))
 
+    def text_job(self, key: object, prompt: str, params: SamplingParams) -> Job:
+        """A decoding job for a raw prompt (no chat template)."""
+        params.check()
+        return Job(key, prompt, [], params, _row_seeds(params.seed, params))
+
     def batcher(self) -> ContinuousBatcher:
         return ContinuousBatcher(self.model, self.processor, self.tokenizer, self._eos, self.device,
                                  multimodal=self.multimodal, max_rows=self.batch_size)
 
-    def _generate(self, jobs: list[Job]) -> list[list[GeneratedText]]:
+    def run_jobs(self, jobs: list[Job]) -> list[list[GeneratedText]]:
+        """Decodes `jobs` together; each one's `params.n` completions, in order."""
         engine = self.batcher()
         for job in jobs:
             engine.add(job)
         while not engine.idle:
             engine.step()
-        return [_all_samples(job) for job in jobs]
+        return [all_samples(job) for job in jobs]
 
     def _render(self, messages: list[dict], continue_final: bool) -> tuple[str, list[str]]:
         messages = [_normalise(m) for m in messages]
@@ -183,7 +188,7 @@ class HFStream(SampleStream):
                 done = []
                 for job in finished:
                     request = self.requests.pop(job.key)
-                    done.append((job.key, [_continuation(g, request) for g in _all_samples(job)]))
+                    done.append((job.key, [_continuation(g, request) for g in all_samples(job)]))
                 return done
         return []
 
@@ -200,7 +205,8 @@ def _row_seeds(seed: int | None, params: SamplingParams) -> list[int]:
     return [derive_seed(base, k) for k in range(params.n)]
 
 
-def _all_samples(job: Job) -> list[GeneratedText]:
+def all_samples(job: Job) -> list[GeneratedText]:
+    """A finished job's `params.n` completions (greedy decoding ran one row: it is copied)."""
     return [job.outputs[k % len(job.outputs)] for k in range(job.params.n)]
 
 

@@ -4,24 +4,29 @@ It lets the `openai:` backend, and any OpenAI client, run against the tiny
 policy on a laptop or in a test, where vLLM cannot serve a VLM; production
 serves real models with vLLM. It speaks the subset mmprm sends, including
 vLLM's extensions (`top_k`, `continue_final_message`, `stop_reason`).
-Requests are answered one at a time: the model is not thread-safe, and one
-small model on a few cores gains little from overlap.
+Concurrent requests decode together, as vLLM's do: one thread owns the
+model and a continuous batcher (`mmprm.policy.engine`), and a request joins
+its batch as soon as rows free, so a client that keeps many requests in
+flight (the annotation runner's stream) keeps the batch full.
 """
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import threading
 import time
 import uuid
+from concurrent.futures import Future
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from mmprm.policy.base import SamplingParams
-from mmprm.policy.hf import GeneratedText, HFPolicy
+from mmprm.policy.engine import Job
+from mmprm.policy.hf import GeneratedText, HFPolicy, all_samples
 
 
 class _Sampling(BaseModel):
@@ -71,14 +76,15 @@ def create_app(policy: str | Path | HFPolicy, *, model_name: str | None = None) 
     """A FastAPI app serving `policy` (an HFPolicy or the path of a checkpoint).
 
     `model_name` is the name clients must send (default: the path, as vLLM does).
-    `app.state.stats` counts requests answered and images received.
+    `app.state.stats` counts requests answered and images received, and the
+    most rows that decoded together (`peak_rows`).
     """
     if not isinstance(policy, HFPolicy):
         policy = HFPolicy(policy)
     name = model_name or policy.path
-    lock = threading.Lock()
     app = FastAPI(title="mmprm policy server")
-    app.state.stats = {"requests": 0, "images": 0}
+    app.state.stats = {"requests": 0, "images": 0, "peak_rows": 0}
+    decoder = DecodingWorker(policy, app.state.stats)
 
     @app.exception_handler(BadRequest)
     async def bad_request(_request, exc: BadRequest) -> JSONResponse:
@@ -92,15 +98,10 @@ def create_app(policy: str | Path | HFPolicy, *, model_name: str | None = None) 
         if req.n < 1:
             raise BadRequest(f"n must be at least 1, got {req.n}")
 
-    async def generate(run) -> list[GeneratedText]:
-        """`run()`'s completions of one prompt, off the event loop, one request at a time."""
-
-        def locked():
-            with lock:
-                return run()[0]
-
+    async def generate(make_job) -> list[GeneratedText]:
+        """The completions of one prompt, decoded with whatever else is in flight."""
         try:
-            return await run_in_threadpool(locked)
+            return await asyncio.wrap_future(decoder.submit(make_job()))
         except ValueError as e:  # the policy's word on a request it cannot run (bad params, images to a text model)
             raise BadRequest(str(e)) from None
 
@@ -121,7 +122,7 @@ def create_app(policy: str | Path | HFPolicy, *, model_name: str | None = None) 
             raise BadRequest("continue_final_message needs a final assistant message")
         messages = [_our_message(m, app.state.stats) for m in req.messages]
         cont, params = req.continue_final_message, req.params()
-        outs = await generate(lambda: policy.generate_messages([messages], params, continue_final_message=cont))
+        outs = await generate(lambda: policy.job(None, messages, params, params.seed, continue_final_message=cont))
         app.state.stats["requests"] += 1
         choices = [
             {"index": i, "message": {"role": "assistant", "content": g.text}, **_finish(g)} for i, g in enumerate(outs)
@@ -132,12 +133,62 @@ def create_app(policy: str | Path | HFPolicy, *, model_name: str | None = None) 
     async def completions(req: CompletionRequest) -> dict:
         check(req)
         params = req.params()
-        outs = await generate(lambda: policy.generate_text([req.prompt], params))
+        outs = await generate(lambda: policy.text_job(None, req.prompt, params))
         app.state.stats["requests"] += 1
         choices = [{"index": i, "text": g.text, **_finish(g)} for i, g in enumerate(outs)]
         return _response("text_completion", name, choices, outs)
 
     return app
+
+
+class DecodingWorker:
+    """The model's one thread: submitted jobs join one continuously batched decode.
+
+    If a decoding step raises (a prompt the processor cannot take), the jobs
+    in flight are decoded again one at a time, so only the one that raises
+    alone fails, as the PRM server's batcher does.
+    """
+
+    def __init__(self, policy: HFPolicy, stats: dict):
+        self.policy, self.stats = policy, stats
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="policy decoder", daemon=True).start()
+
+    def submit(self, job: Job) -> Future:
+        future: Future = Future()
+        self.inbox.put((job, future))
+        return future
+
+    def _serve(self) -> None:
+        engine, futures = self.policy.batcher(), {}
+        while True:
+            wait = engine.idle  # block for work only when there is nothing to decode
+            while True:
+                try:
+                    job, future = self.inbox.get(block=wait)
+                except queue.Empty:
+                    break
+                engine.add(job)
+                futures[id(job)] = (job, future)
+                wait = False
+            try:
+                finished = engine.step()
+                self.stats["peak_rows"] = max(self.stats["peak_rows"], len(engine.rows))
+            except Exception:
+                in_flight = list(futures.values())
+                engine, futures = self.policy.batcher(), {}
+                for job, future in in_flight:
+                    self._alone(job, future)
+                continue
+            for job in finished:
+                futures.pop(id(job))[1].set_result(all_samples(job))
+
+    def _alone(self, job: Job, future: Future) -> None:
+        fresh = Job(job.key, job.text, job.images, job.params, job.seeds)
+        try:
+            future.set_result(self.policy.run_jobs([fresh])[0])
+        except Exception as e:
+            future.set_exception(e)
 
 
 def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8000, *, model_name: str | None = None) -> None:
