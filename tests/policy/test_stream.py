@@ -99,3 +99,24 @@ def test_annotation_through_the_stream_equals_annotation_by_rounds(policy, probl
         assert streamed[key] == rounds[key], key
     trees = sorted((tmp_path / "stream" / "trees").glob("*.json"))
     assert [t.read_text() for t in trees] == [(tmp_path / "rounds" / "trees" / t.name).read_text() for t in trees]
+
+
+def test_annotation_through_a_served_policy_equals_the_local_one(policy, problems, tmp_path):
+    """The runner's stream over HTTP (each query posted as it arises) against serve-policy on loopback."""
+    from loopback import serving
+    from mmprm.policy.openai import OpenAIPolicy
+    from mmprm.serve.openai_server import create_app
+
+    cfg = AnnotateConfig(k=3, max_searches=2, rollout_budget=18, max_tokens=48, paths="rollouts", seed=4)
+    local = annotate(problems[:5], policy, RuleGrader(), tmp_path / "local", cfg, inflight=3, progress=False)
+    app = create_app(policy, model_name="weak")
+    with serving(app) as url:
+        client = OpenAIPolicy(f"{url}/v1", "weak", timeout=60)
+        try:
+            served = annotate(problems[:5], client, RuleGrader(), tmp_path / "served", cfg, inflight=3,
+                              progress=False)
+        finally:
+            client.close()
+    for key in ("paths", "labels", "rollouts", "generated_tokens", "label_histogram", "skipped"):
+        assert served[key] == local[key], key
+    assert app.state.stats["peak_rows"] > cfg.k  # queries of two problems decoded together (6 rows fit)
