@@ -90,7 +90,7 @@ class ContinuousBatcher:
         self._rope_args = set(inspect.signature(self._rope_index).parameters) if self._rope_index else set()
         self.waiting: deque[Job] = deque()
         self.rows: list[_Row] = []
-        self._cache: DynamicCache | None = None  # keys and values of every row: [rows, heads, T, dim] a layer
+        self._cache: DynamicCache | None = None  # every row's keys and values, left-padded
         self._mask = self._positions = self._last = None
 
     def add(self, job: Job) -> None:
@@ -147,11 +147,12 @@ class ContinuousBatcher:
             room -= len(jobs[-1].seeds)
         if not jobs:
             return None
-        layers, mask, positions, logits, lengths = self._prefill(jobs)
+        cache, mask, positions, logits, lengths = self._prefill(jobs)
         copies = torch.tensor([j for j, job in enumerate(jobs) for _ in job.seeds], device=self.device)
         new_rows = [_Row(job, s, lengths[j], _generator(seed, job.params, self.device))
                     for j, job in enumerate(jobs) for s, seed in enumerate(job.seeds)]
-        self._join([(k[copies], v[copies]) for k, v in layers], mask[copies], positions[copies])
+        cache.batch_select_indices(copies)
+        self._join(cache, mask[copies], positions[copies])
         self.rows.extend(new_rows)
         return logits[copies]
 
@@ -177,17 +178,17 @@ class ContinuousBatcher:
         cache = DynamicCache()
         out = self.model(**inputs, position_ids=positions, use_cache=True, logits_to_keep=1,
                          **{self._cache_arg: cache})
-        return _layers(cache), mask, following, out.logits[:, -1].float(), lengths.tolist()
+        return cache, mask, following, out.logits[:, -1].float(), lengths.tolist()
 
-    def _join(self, layers, mask: torch.Tensor, positions: torch.Tensor) -> None:
+    def _join(self, cache: DynamicCache, mask: torch.Tensor, positions: torch.Tensor) -> None:
         """Appends rows to the batch, left-padding whichever side is shorter."""
         if not self.rows:
-            self._cache, self._mask, self._positions = DynamicCache(ddp_cache_data=layers), mask, positions
+            self._cache, self._mask, self._positions = cache, mask, positions
             return
         width = max(self._mask.shape[1], mask.shape[1])
-        self._cache = DynamicCache(ddp_cache_data=[
-            (torch.cat([_pad(k0, width), _pad(k1, width)]), torch.cat([_pad(v0, width), _pad(v1, width)]))
-            for (k0, v0), (k1, v1) in zip(_layers(self._cache), layers)])
+        for layer, joining in zip(self._cache.layers, cache.layers):  # DynamicLayer: keys, values [rows, heads, T, dim]
+            layer.keys = torch.cat([_pad(layer.keys, width), _pad(joining.keys, width)])
+            layer.values = torch.cat([_pad(layer.values, width), _pad(joining.values, width)])
         self._mask = torch.cat([_pad(self._mask, width), _pad(mask, width)])
         self._positions = torch.cat([self._positions, positions])
 
@@ -201,8 +202,8 @@ class ContinuousBatcher:
         mask = self._mask[index]
         first = int(mask.any(dim=0).nonzero()[0])
         self._mask = mask[:, first:]
-        self._cache = DynamicCache(ddp_cache_data=[(k[index, :, first:], v[index, :, first:])
-                                                   for k, v in _layers(self._cache)])
+        for layer in self._cache.layers:
+            layer.keys, layer.values = layer.keys[index, :, first:], layer.values[index, :, first:]
         self._positions, self._last = self._positions[index], self._last[index]
 
     # ---- ending a row ---------------------------------------------------------
@@ -265,10 +266,6 @@ def gumbel_noise(generators: list[torch.Generator], vocab: int, device: torch.de
 
 def _generator(seed: int, params: SamplingParams, device: torch.device) -> torch.Generator | None:
     return torch.Generator(device=device).manual_seed(seed) if params.temperature > 0 else None
-
-
-def _layers(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(layer.keys, layer.values) for layer in cache.layers]
 
 
 def _pad(t: torch.Tensor, width: int) -> torch.Tensor:
