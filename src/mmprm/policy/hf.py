@@ -27,7 +27,7 @@ __all__ = ["GeneratedText", "HFPolicy"]
 
 
 class HFPolicy(Policy):
-    """Samples from a local checkpoint with `transformers.generate`."""
+    """Samples from a local checkpoint, continuously batched (mmprm.policy.engine)."""
 
     name = "hf"
 
