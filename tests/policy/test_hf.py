@@ -241,3 +241,21 @@ def test_the_row_sampler_draws_from_the_tempered_and_filtered_distribution():
     assert torch.allclose(top2, torch.tensor([2.0, 1.0, -1e9, -1e9, -1e9]).softmax(-1), atol=0.03)
     nucleus = frequencies(SamplingParams(temperature=1.0, top_p=0.8))  # 0.64 + 0.24 reaches 0.8: two tokens
     assert nucleus[2:].sum() == 0 and torch.allclose(nucleus[:2], logits[0, :2].softmax(-1), atol=0.03)
+
+
+def test_empty_prompts_and_empty_stop_strings_are_refused(text_lm):
+    with pytest.raises(ValueError, match="prompt is empty"):
+        text_lm.generate_text([""], SamplingParams(max_tokens=4))
+    with pytest.raises(ValueError, match="stop strings"):
+        SamplingParams(stop=[""]).check()
+
+
+def test_a_rows_top_p_filter_does_not_depend_on_its_neighbours():
+    from mmprm.policy.engine import filtered_logits
+
+    logits = torch.randn(2, 32000, generator=torch.Generator().manual_seed(0)) * 4
+    plain, nucleus = SamplingParams(temperature=1.0), SamplingParams(temperature=1.0, top_p=0.5)
+    together = filtered_logits(logits, [plain, nucleus])
+    assert torch.isfinite(together[0]).all()  # the top_p = 1 row keeps every token
+    assert torch.equal(together[0], filtered_logits(logits[:1], [plain])[0])
+    assert torch.isinf(together[1]).sum() > 30000  # the other row is filtered

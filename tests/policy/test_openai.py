@@ -28,12 +28,13 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from loopback import serving  # noqa: E402
 from mmprm.http import MalformedResponse, ServiceError, ServiceUnavailable  # noqa: E402
+from mmprm.io import image_data_uri  # noqa: E402
 from mmprm.policy.base import Request, SamplingParams  # noqa: E402
 from mmprm.policy.hf import HFPolicy  # noqa: E402
 from mmprm.policy.openai import OpenAIPolicy, plain_prompt  # noqa: E402
 from mmprm.policy.prompt import build_messages  # noqa: E402
 from mmprm.policy.tiny.model import build_tiny_policy  # noqa: E402
-from mmprm.serve.openai_server import create_app  # noqa: E402
+from mmprm.serve.openai_server import DecodingWorker, create_app  # noqa: E402
 from mmprm.types import Problem  # noqa: E402
 
 MODEL = "tiny"
@@ -341,3 +342,44 @@ def test_concurrent_requests_decode_together_and_a_bad_one_fails_alone(tiny, fau
     local = [tiny.sample_batch([r], params)[0] for r in requests]
     assert [[c.text for c in cs] for cs in served] == [[c.text for c in cs] for cs in local]
     assert faults.app.state.stats["peak_rows"] > 2  # more than one request's samples decoded in one batch
+
+
+def _image_job(policy: HFPolicy, uri: str, seed: int):
+    messages = [{"role": "user", "content": [{"type": "image", "image": uri}, {"type": "text", "text": "How tall?"}]}]
+    return policy.job(seed, messages, SamplingParams(n=2, temperature=1.0, max_tokens=8), seed,
+                      continue_final_message=False)
+
+
+def test_when_a_shared_step_fails_each_job_is_decoded_alone_and_only_the_bad_one_fails(tiny, problems):
+    good = image_data_uri(problems["tall"].images[0])
+    jobs = [_image_job(tiny, good, 1), _image_job(tiny, "data:image/png;base64,bm90IGFuIGltYWdl", 2),
+            _image_job(tiny, good, 3)]
+    expected = [tiny.run_jobs([_image_job(tiny, good, s)])[0] for s in (1, 3)]
+    worker = DecodingWorker(tiny, {"peak_rows": 0}, start=False)
+    alone = []
+    run_alone = worker._alone
+    worker._alone = lambda job, future: (alone.append(job.key), run_alone(job, future))
+    futures = [worker.submit(job) for job in jobs]  # all queued before the first step: one prefill for the three
+    worker.thread.start()
+    try:
+        assert [futures[0].result(timeout=60), futures[2].result(timeout=60)] == expected
+        with pytest.raises(ValueError, match="cannot open image"):
+            futures[1].result(timeout=60)
+        assert sorted(alone) == [1, 2, 3]
+    finally:
+        worker.close()
+    assert not worker.thread.is_alive()
+
+
+def test_a_cancelled_request_is_dropped_and_the_worker_goes_on(tiny, problems):
+    uri = image_data_uri(problems["short"].images[0])
+    worker = DecodingWorker(tiny, {"peak_rows": 0}, start=False)
+    dropped, kept = worker.submit(_image_job(tiny, uri, 1)), worker.submit(_image_job(tiny, uri, 2))
+    assert dropped.cancel()
+    worker.thread.start()
+    try:
+        assert kept.result(timeout=60) == tiny.run_jobs([_image_job(tiny, uri, 2)])[0]
+        later = worker.submit(_image_job(tiny, uri, 3))
+        assert len(later.result(timeout=60)) == 2 and worker.thread.is_alive()
+    finally:
+        worker.close()

@@ -74,7 +74,10 @@ class ContinuousBatcher:
     """Decodes `Job`s with up to `max_rows` samples in flight.
 
     `add` queues a job; each `step` admits waiting jobs while there is room,
-    decodes one token for every row, and returns the jobs that finished.
+    decodes one token for every row, and returns the jobs that finished. A
+    job's samples always decode in one batch, so a job with more samples than
+    `max_rows` runs alone, over the limit. Models whose layers are not all
+    attention (a key/value cache per layer) are not supported.
     """
 
     def __init__(self, model, processor, tokenizer, eos: list[int], device: torch.device, *,
@@ -88,6 +91,8 @@ class ContinuousBatcher:
         inner = getattr(model, "model", None)
         self._rope_index = getattr(inner, "get_rope_index", None)  # Qwen2-VL family: 3-D positions
         self._rope_args = set(inspect.signature(self._rope_index).parameters) if self._rope_index else set()
+        self._keeps_logits = "logits_to_keep" in forward
+        self.peak_rows = 0  # the most rows decoded in one step
         self.waiting: deque[Job] = deque()
         self.rows: list[_Row] = []
         self._cache: DynamicCache | None = None  # every row's keys and values, left-padded
@@ -109,6 +114,7 @@ class ContinuousBatcher:
             logits = joined if logits is None else torch.cat([logits, joined])
         if logits is None:
             return []
+        self.peak_rows = max(self.peak_rows, len(self.rows))
         chosen = choose_tokens(logits, self.rows).tolist()
         finished: list[Job] = []
         keep: list[int] = []
@@ -176,8 +182,8 @@ class ContinuousBatcher:
             positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
             following = lengths
         cache = DynamicCache()
-        out = self.model(**inputs, position_ids=positions, use_cache=True, logits_to_keep=1,
-                         **{self._cache_arg: cache})
+        last_only = {"logits_to_keep": 1} if self._keeps_logits else {}
+        out = self.model(**inputs, position_ids=positions, use_cache=True, **last_only, **{self._cache_arg: cache})
         return cache, mask, following, out.logits[:, -1].float(), lengths.tolist()
 
     def _join(self, cache: DynamicCache, mask: torch.Tensor, positions: torch.Tensor) -> None:
@@ -211,8 +217,9 @@ class ContinuousBatcher:
     def _hit_stop(self, tokens: list[int], params: SamplingParams) -> bool:
         if not params.stop:
             return False
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True)  # whole: skipped tokens have no length
-        return any(s in text for s in params.stop)
+        # enough tokens to hold the longest stop string, with room for skipped special tokens (no length)
+        tail = self.tokenizer.decode(tokens[-(4 * max(map(len, params.stop)) + 64):], skip_special_tokens=True)
+        return any(s in tail for s in params.stop)
 
     def _result(self, row: _Row) -> GeneratedText:
         tokens = row.tokens
@@ -254,7 +261,7 @@ def filtered_logits(logits: torch.Tensor, params: list[SamplingParams]) -> torch
     if (top_p < 1).any():
         probs = logits.gather(1, index).softmax(dim=-1)
         before = probs.cumsum(dim=-1) - probs  # probability mass ranked above each token
-        drop = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, index, before >= top_p)
+        drop = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, index, (before >= top_p) & (top_p < 1))
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
 

@@ -88,7 +88,7 @@ class HFPolicy(Policy):
         """
         seeds = seeds or [params.seed] * len(batch)
         return self.run_jobs([self.job(i, m, params, s, continue_final_message)
-                              for i, (m, s) in enumerate(zip(batch, seeds))])
+                              for i, (m, s) in enumerate(zip(batch, seeds, strict=True))])
 
     def generate_text(self, prompts: list[str], params: SamplingParams) -> list[list[GeneratedText]]:
         """`params.n` completions of each raw text prompt (no chat template), as /v1/completions does."""
@@ -99,12 +99,12 @@ class HFPolicy(Policy):
         """A decoding job for the engine: the rendered prompt, its images, one seed per distinct sample."""
         params.check()
         text, refs = self._render(messages, continue_final_message)
-        return Job(key, text, refs, params, _row_seeds(seed, params))
+        return Job(key, _not_empty(text), refs, params, _row_seeds(seed, params))
 
     def text_job(self, key: object, prompt: str, params: SamplingParams) -> Job:
         """A decoding job for a raw prompt (no chat template)."""
         params.check()
-        return Job(key, prompt, [], params, _row_seeds(params.seed, params))
+        return Job(key, _not_empty(prompt), [], params, _row_seeds(params.seed, params))
 
     def batcher(self) -> ContinuousBatcher:
         return ContinuousBatcher(self.model, self.processor, self.tokenizer, self._eos, self.device,
@@ -183,6 +183,8 @@ class HFStream(SampleStream):
         return len(self.requests)
 
     def completed(self) -> list[tuple[object, list[Continuation]]]:
+        if self.requests and self.engine.idle:
+            raise RuntimeError("requests were lost when a decoding step failed; open a new stream")
         while not self.engine.idle:
             if finished := self.engine.step():
                 done = []
@@ -195,6 +197,12 @@ class HFStream(SampleStream):
     def close(self) -> None:
         self.engine = self.policy.batcher()
         self.requests.clear()
+
+
+def _not_empty(prompt: str) -> str:
+    if not prompt:
+        raise ValueError("the prompt is empty: there is nothing to continue")
+    return prompt
 
 
 def _row_seeds(seed: int | None, params: SamplingParams) -> list[int]:

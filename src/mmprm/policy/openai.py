@@ -229,10 +229,13 @@ class OpenAIStream(SampleStream):
     def __init__(self, policy: OpenAIPolicy):
         super().__init__(policy)
         self.pending: dict[Future, object] = {}
+        self.images: dict[str, str] = {}  # path -> data URI, for the problems of the last few requests
 
     def submit(self, key: object, request: Request, params: SamplingParams) -> None:
         params.check()
-        body = self.policy._body(request, params, {})
+        if len(self.images) > 64:  # a long run sees thousands of images: keep only recent ones
+            self.images.clear()
+        body = self.policy._body(request, params, self.images)
         coroutine = self.policy._one(request, body, params)
         self.pending[asyncio.run_coroutine_threadsafe(coroutine, self.policy._ensure_loop())] = key
 

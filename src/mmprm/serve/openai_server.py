@@ -13,6 +13,7 @@ flight (the annotation runner's stream) keeps the batch full.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -82,9 +83,16 @@ def create_app(policy: str | Path | HFPolicy, *, model_name: str | None = None) 
     if not isinstance(policy, HFPolicy):
         policy = HFPolicy(policy)
     name = model_name or policy.path
-    app = FastAPI(title="mmprm policy server")
-    app.state.stats = {"requests": 0, "images": 0, "peak_rows": 0}
-    decoder = DecodingWorker(policy, app.state.stats)
+    stats = {"requests": 0, "images": 0, "peak_rows": 0}
+    decoder = DecodingWorker(policy, stats)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        decoder.close()
+
+    app = FastAPI(title="mmprm policy server", lifespan=lifespan)
+    app.state.stats = stats
 
     @app.exception_handler(BadRequest)
     async def bad_request(_request, exc: BadRequest) -> JSONResponse:
@@ -146,18 +154,28 @@ class DecodingWorker:
 
     If a decoding step raises (a prompt the processor cannot take), the jobs
     in flight are decoded again one at a time, so only the one that raises
-    alone fails, as the PRM server's batcher does.
+    alone fails, as the PRM server's batcher does. A request whose caller gave
+    up (its future cancelled) is dropped. The worker owns the policy's model
+    while it runs: nothing else should decode with the same `HFPolicy`.
     """
 
-    def __init__(self, policy: HFPolicy, stats: dict):
+    def __init__(self, policy: HFPolicy, stats: dict, *, start: bool = True):
         self.policy, self.stats = policy, stats
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=self._serve, name="policy decoder", daemon=True).start()
+        self.thread = threading.Thread(target=self._serve, name="policy decoder", daemon=True)
+        if start:
+            self.thread.start()
 
     def submit(self, job: Job) -> Future:
         future: Future = Future()
         self.inbox.put((job, future))
         return future
+
+    def close(self) -> None:
+        """Stop after the current step; what is still queued or decoding fails."""
+        self.inbox.put(None)
+        if self.thread.is_alive():
+            self.thread.join(timeout=30)
 
     def _serve(self) -> None:
         engine, futures = self.policy.batcher(), {}
@@ -165,30 +183,48 @@ class DecodingWorker:
             wait = engine.idle  # block for work only when there is nothing to decode
             while True:
                 try:
-                    job, future = self.inbox.get(block=wait)
+                    item = self.inbox.get(block=wait)
                 except queue.Empty:
                     break
-                engine.add(job)
-                futures[id(job)] = (job, future)
+                if item is None:
+                    _fail([f for _, f in futures.values()], RuntimeError("the policy server is shutting down"))
+                    return
+                job, future = item
+                if future.set_running_or_notify_cancel():  # False: cancelled while queued
+                    engine.add(job)
+                    futures[id(job)] = (job, future)
                 wait = False
+            if engine.idle:
+                continue
             try:
                 finished = engine.step()
-                self.stats["peak_rows"] = max(self.stats["peak_rows"], len(engine.rows))
             except Exception:
                 in_flight = list(futures.values())
                 engine, futures = self.policy.batcher(), {}
                 for job, future in in_flight:
                     self._alone(job, future)
                 continue
+            self.stats["peak_rows"] = max(self.stats["peak_rows"], engine.peak_rows)
             for job in finished:
-                futures.pop(id(job))[1].set_result(all_samples(job))
+                future = futures.pop(id(job))[1]
+                if not future.done():
+                    future.set_result(all_samples(job))
 
     def _alone(self, job: Job, future: Future) -> None:
         fresh = Job(job.key, job.text, job.images, job.params, job.seeds)
         try:
-            future.set_result(self.policy.run_jobs([fresh])[0])
+            result = self.policy.run_jobs([fresh])[0]
         except Exception as e:
-            future.set_exception(e)
+            _fail([future], e)
+        else:
+            if not future.done():
+                future.set_result(result)
+
+
+def _fail(futures: list[Future], error: BaseException) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(error)
 
 
 def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8000, *, model_name: str | None = None) -> None:
