@@ -168,3 +168,20 @@ def test_an_estimate_counts_from_exactly_min_rollouts():
     assert _value(counts, 1, min_rollouts=2) == 0.5  # two rollouts are enough when two are asked for
     assert _value(counts, 1, min_rollouts=3) is None
     assert _value(counts, 3, min_rollouts=3) == 0.0  # the last entry (the answer) is exact
+
+
+def test_training_paths_do_not_depend_on_the_order_problems_finished_in(tmp_path):
+    """The runner writes each problem's paths when it finishes: a PRM must learn the same whatever finished first."""
+    def problem_paths(pid: str) -> list[AnnotatedPath]:
+        return [AnnotatedPath.of(Problem(pid, "q?", "1"), [f"{pid} step {i}", "the same text"], [0.5, float(i)],
+                                 mc_counts=[[4, 8], [4, 8], [i * 8, 8]]) for i in range(2)]
+
+    blocks = {pid: problem_paths(pid) for pid in ("a", "b", "c")}
+    for name, order in (("abc", "abc"), ("cab", "cab")):
+        with (tmp_path / f"{name}.jsonl").open("w") as f:
+            for pid in order:
+                for p in blocks[pid]:
+                    f.write(json.dumps(p.to_dict()) + "\n")
+    first, other = (load_labelled(tmp_path / f"{n}.jsonl", labels="first-error-vote") for n in ("abc", "cab"))
+    assert [(p.problem.id, p.steps, p.targets) for p in first] == [(p.problem.id, p.steps, p.targets) for p in other]
+    assert [p.problem.id for p in first] == ["a", "a", "b", "b", "c", "c"]

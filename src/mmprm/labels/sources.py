@@ -161,12 +161,14 @@ def load_labelled(data: str | Path | None = None, *, samples: str | Path | None 
                   problems: str | Path | None = None, labels: str = "mc", min_rollouts: int = 1,
                   threshold: float = 0.5, dedupe: bool = True) -> list[LabelledPath]:
     """Training paths from an AnnotatedPath file (`data`) or a samples + problems pair,
-    labelled by the source `labels`."""
+    labelled by the source `labels`. Annotated paths come in problem-id order (each
+    problem's own in file order): the runner writes problems as they finish, and what a
+    PRM learns must not depend on which finished first."""
     get_source(labels)
     if (data is None) == (samples is None):
         raise ValueError("give either data (annotated paths) or samples with problems")
     if data is not None:
-        paths = annotated_paths(Path(data))
+        paths = sorted(annotated_paths(Path(data)), key=lambda p: p.id)
         targets = label_paths(labels, paths, min_rollouts=min_rollouts, threshold=threshold)
         out = [LabelledPath(p.problem(missing_answer=""), p.steps, t) for p, t in zip(paths, targets)]
     else:
