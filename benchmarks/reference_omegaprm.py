@@ -32,7 +32,6 @@ import re
 import sys
 import time
 import types
-from dataclasses import replace
 from pathlib import Path
 
 from annotation_efficiency import VARIANTS, run, step_error
@@ -134,7 +133,7 @@ def main() -> None:
                 base = PROJECT["mm-prm rule"]
                 row["reference"] = run_reference(cls, policy, problems, base.rollout_budget, base.max_searches)
                 for name, cfg in PROJECT.items():
-                    row[name] = run(policy, problems, replace(cfg))
+                    row[name] = run(policy, problems, cfg)
                     ref = row["reference"]["located_per_100"]
                     row[name]["vs_reference"] = round(row[name]["located_per_100"] / ref, 2) if ref else None
                 print(json.dumps(row), flush=True)

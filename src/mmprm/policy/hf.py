@@ -23,8 +23,6 @@ from mmprm.policy.prompt import build_messages, flatten_content
 from mmprm.seeds import derive_seed
 from mmprm.steps import parse_output
 
-__all__ = ["GeneratedText", "HFPolicy"]
-
 
 class HFPolicy(Policy):
     """Samples from a local checkpoint, continuously batched (mmprm.policy.engine)."""
@@ -60,13 +58,8 @@ class HFPolicy(Policy):
     # ---- the Policy interface -------------------------------------------
 
     def sample_batch(self, requests: list[Request], params: SamplingParams) -> list[list[Continuation]]:
-        stream = self.stream()
-        for i, r in enumerate(requests):
-            stream.submit(i, r, params)
-        results: dict[int, list[Continuation]] = {}
-        while len(stream):
-            results.update(stream.completed())
-        return [results[i] for i in range(len(requests))]
+        outs = self.run_jobs([self.request_job(i, r, params) for i, r in enumerate(requests)])
+        return [[_continuation(g, r) for g in gens] for r, gens in zip(requests, outs)]
 
     def stream(self) -> SampleStream:
         return HFStream(self)
@@ -100,6 +93,12 @@ class HFPolicy(Policy):
         params.check()
         text, refs = self._render(messages, continue_final_message)
         return Job(key, _not_empty(text), refs, params, _row_seeds(seed, params))
+
+    def request_job(self, key: object, request: Request, params: SamplingParams) -> Job:
+        """A decoding job for a policy request: its prefix continued, its own seed before `params.seed`."""
+        seed = request.seed if request.seed is not None else params.seed
+        return self.job(key, build_messages(request.problem, request.prefix_steps), params, seed,
+                        continue_final_message=True)
 
     def text_job(self, key: object, prompt: str, params: SamplingParams) -> Job:
         """A decoding job for a raw prompt (no chat template)."""
@@ -174,9 +173,7 @@ class HFStream(SampleStream):
         self.requests: dict[object, Request] = {}
 
     def submit(self, key: object, request: Request, params: SamplingParams) -> None:
-        seed = request.seed if request.seed is not None else params.seed
-        self.engine.add(self.policy.job(key, build_messages(request.problem, request.prefix_steps), params, seed,
-                                        continue_final_message=True))
+        self.engine.add(self.policy.request_job(key, request, params))
         self.requests[key] = request
 
     def __len__(self) -> int:

@@ -26,8 +26,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from mmprm.policy.base import SamplingParams
-from mmprm.policy.engine import Job
-from mmprm.policy.hf import GeneratedText, HFPolicy, all_samples
+from mmprm.policy.engine import GeneratedText, Job
+from mmprm.policy.hf import HFPolicy, all_samples
 
 
 class _Sampling(BaseModel):
