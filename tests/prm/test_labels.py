@@ -73,6 +73,26 @@ def test_first_error_vote_fills_a_step_from_the_same_text_elsewhere_in_the_probl
     assert label_paths("first-error-arithmetic", [right_a, wrong_a])[1] == [0.0, 1.0, 1.0]
 
 
+def test_first_error_shared_takes_a_text_s_label_only_where_other_problems_agree():
+    """A step after the first error is unknown on its own path; "4 + 5 = 9" was judged
+    right in two other problems, so it takes that label. "B is 5" was judged right in one
+    problem and wrong in another (it depends on the chart), so it stays unknown."""
+    def path(pid, steps, counts):
+        return AnnotatedPath.of(Problem(pid, "q?", "9"), steps, [0.0] * len(steps), mc_counts=counts)
+
+    right = [[4, 8], [5, 8], [6, 8], [1, 1]]
+    paths = [path("p1", ["A is 4", "B is 5", "4 + 5 = 9"], right),
+             path("p2", ["A is 4", "B is 5", "4 + 5 = 9"], right),
+             path("p3", ["A is 2", "B is 5", "2 + 5 = 7"], [[4, 8], [5, 8], [0, 8], [0, 1]]),  # B misread here
+             path("p4", ["A is 3", "B is 5", "4 + 5 = 9"], [[4, 8], [0, 8], [0, 8], [0, 1]])]  # A misread
+    shared = label_paths("first-error-shared", paths)
+    assert label_paths("first-error-vote", paths)[3] == [0.0, None, None]
+    assert shared[3] == [0.0, None, 1.0]
+    assert shared[:3] == label_paths("first-error-vote", paths)[:3]  # known labels are never overwritten
+    one_problem = label_paths("first-error-shared", paths[1:])  # "4 + 5 = 9" right in only one other problem
+    assert one_problem[2] == [0.0, None, None]
+
+
 def test_survival_and_advantage():
     counts = [[4, 8], [8, 8], [2, 8], [0, 8], [0, 1]]
     assert survival_labels(counts) == [1.0, 0.25, 0.0, None]

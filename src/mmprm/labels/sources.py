@@ -5,6 +5,7 @@
 | mc            | the prefix's MC value (MM-PRM's label)                    | an annotation  |
 | first-error   | steps before the MC-located first error 1, it 0, rest unknown | an annotation |
 | first-error-vote | first-error; an unknown step takes the mean label its text has on other paths | an annotation |
+| first-error-shared | first-error-vote; else its text's label in other problems, if they agree | an annotation |
 | first-error-arithmetic | first-error-vote; a still unknown step takes the arithmetic check's verdict | an annotation |
 | survival      | MC(k) / MC(k-1), clipped                                  | an annotation  |
 | advantage     | (1 + MC(k) - MC(k-1)) / 2 (process advantage)             | an annotation  |
@@ -44,6 +45,9 @@ LABEL_SOURCES = {s.name: s for s in [
                 from_annotation=True),
     LabelSource("first-error-vote", "first-error; a step it leaves unknown takes the mean first-error label of "
                 "the same step text on the problem's other paths", from_annotation=True, pooled=True),
+    LabelSource("first-error-shared", "first-error-vote; a step still unknown takes the mean label of the same "
+                "text in other problems, where that text is labelled in at least two and all agree "
+                "(a step whose verdict does not depend on the problem)", from_annotation=True, pooled=True),
     LabelSource("first-error-arithmetic", "first-error-vote; a step still unknown takes the sympy arithmetic "
                 "check's verdict (no ground truth, but more than the annotation)", from_annotation=True, pooled=True),
     LabelSource("survival", "MC(k) / MC(k-1), clipped to [0, 1]", from_annotation=True),
@@ -102,6 +106,8 @@ def label_paths(source: str, paths: list[AnnotatedPath], *, min_rollouts: int = 
     voted = vote_by_step_text(paths, label_paths("first-error", paths, **options))
     if source == "first-error-vote":
         return voted
+    if source == "first-error-shared":
+        return share_across_problems(paths, voted)
     judge = ArithmeticJudge()
     filled = []
     for path, row in zip(paths, voted):
@@ -132,6 +138,38 @@ def vote_by_step_text(paths: list[AnnotatedPath], targets: list[list[float | Non
             row.append(label if label is not None else (sum(known) / len(known) if known else None))
         filled.append(row)
     return filled
+
+
+def share_across_problems(paths: list[AnnotatedPath], targets: list[list[float | None]], *,
+                          min_problems: int = 2) -> list[list[float | None]]:
+    """Fill each unknown target from the same step text's labels in other problems,
+    when the text is labelled in at least `min_problems` of them and they all agree
+    (each problem's mean label on the same side of 0.5); the filled target is the mean
+    over those problems.
+
+    Why: first-error labels never reach a step after an error, and on a wrong path that
+    is often the last one, so the PRM sees a final step only where the readings were
+    right. A step whose verdict is a property of its text ("8 + 1 = 9") is labelled
+    alike wherever it was labelled; a step that depends on the problem ("bar A is 8":
+    right in one chart, wrong in the next) is labelled both ways across problems, and
+    the agreement test leaves it unknown. On the demo's annotation 88 of 95 arithmetic
+    texts and 3 of 27 reading texts labelled in two or more problems agree
+    (benchmarks/label_source_quality.py measures the filled labels against the oracle)."""
+    per_text: dict[str, dict[str, list[float]]] = {}
+    for path, labels in zip(paths, targets, strict=True):
+        for step, label in zip(path.steps, labels):
+            if label is not None:
+                per_text.setdefault(step, {}).setdefault(path.id, []).append(label)
+
+    def shared(step: str, problem_id: str) -> float | None:
+        means = [sum(v) / len(v) for pid, v in per_text.get(step, {}).items() if pid != problem_id]
+        if len(means) < min_problems:
+            return None
+        right = sum(m >= 0.5 for m in means)
+        return sum(means) / len(means) if right in (0, len(means)) else None
+
+    return [[label if label is not None else shared(step, path.id) for step, label in zip(path.steps, labels)]
+            for path, labels in zip(paths, targets)]
 
 
 def reference_verdicts(problem: Problem, steps: list[str]) -> list[bool | None]:
