@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--head", choices=["token", "value"], default="token")
     ap.add_argument("--lora", action="store_true", help="train LoRA adapters (rank 16) instead of the whole LM")
     args = ap.parse_args()
@@ -79,14 +80,16 @@ def main() -> None:
     out = run / "ablation" / (f"{args.paths}-{args.labels}-m{args.min_rollouts}-t{args.threshold:g}-{args.loss}"
                               f"-{args.steps}x{args.lr:g}"
                               f"-seed{args.seed}" + ("-perfect" if args.perfect_counts else "")
-                              + ("" if args.head == "token" else f"-{args.head}") + ("-lora" if args.lora else ""))
+                              + ("" if args.head == "token" else f"-{args.head}")
+                              + (f"-wd{args.weight_decay:g}" if args.weight_decay else "")
+                              + ("-lora" if args.lora else ""))
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     n = rebuild_paths(run, args.paths, out, perfect_counts=args.perfect_counts)
     cfg = PRMTrainConfig(base=base, data=out / "paths.jsonl", labels=args.labels, loss=args.loss, lr=args.lr,
                          min_rollouts=args.min_rollouts, first_error_threshold=args.threshold,
                          batch_size=args.batch, max_steps=args.steps, seed=args.seed, warmup_ratio=0.05,
-                         weight_decay=0.0, head=args.head, lora=args.lora)
+                         weight_decay=args.weight_decay, head=args.head, lora=args.lora)
     log = train_prm(cfg, out / "prm")
     prm = StepPRM.from_pretrained(out / "prm")
     try:

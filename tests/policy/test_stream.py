@@ -18,6 +18,7 @@ from mmprm.data import load_problems
 from mmprm.data.synth import generate_synthetic
 from mmprm.grading import RuleGrader
 from mmprm.policy.base import Policy, Request, SamplingParams
+from mmprm.policy.engine import Job
 from mmprm.policy.hf import HFPolicy
 
 WEAK = Path(__file__).resolve().parents[2] / "assets" / "tiny-policy-weak"
@@ -120,3 +121,37 @@ def test_annotation_through_a_served_policy_equals_the_local_one(policy, problem
     for key in ("paths", "labels", "rollouts", "generated_tokens", "label_histogram", "skipped"):
         assert served[key] == local[key], key
     assert app.state.stats["peak_rows"] > cfg.k  # queries of two problems decoded together (6 rows fit)
+
+
+def test_a_cached_prompt_prefill_gives_what_a_whole_prefill_gives(problems):
+    """Prefix caching: the MC queries of a problem share its prompt's prefill. With a
+    cache too small for the prompts in play (2 of 6), evictions happen mid-batch; the
+    outputs, greedy and sampled, with and without a partial answer, stay those of
+    prefilling every prompt whole."""
+    cached, whole = HFPolicy(WEAK, batch_size=8, prefix_cache=2), HFPolicy(WEAK, batch_size=8, prefix_cache=0)
+    prefixes = ([], ["bar A is 3"], ["bar A is 3", "bar B is 7"])
+    requests = [Request(p, prefix) for p in problems[:6] for prefix in prefixes]
+    greedy, sampled = SamplingParams(temperature=0, max_tokens=40), SamplingParams(n=3, temperature=1.0, max_tokens=40,
+                                                                                   seed=3)
+    for params in (greedy, sampled):
+        expected = [_texts(c) for c in whole.sample_batch(requests, params)]
+        assert [_texts(c) for c in cached.sample_batch(requests, params)] == expected
+        assert [_texts(c) for c in cached.sample_batch(requests[::-1], params)] == expected[::-1]  # from the cache
+        assert len(cached._prefixes) == 2
+    assert not whole._prefixes
+
+
+def test_a_prompt_that_does_not_split_at_a_token_boundary_is_prefilled_whole(policy, problems):
+    """A job whose shared part ends inside a token ("...b" + "ar A is") cannot reuse
+    the cached tokens; it is prefilled whole and gets what it would get uncached."""
+    params = SamplingParams(temperature=0, max_tokens=24)
+    base = policy.request_job(0, Request(problems[0], ["bar A is 3"]), params)
+    cut = base.text.rindex("bar") + 1
+    split = Job(1, base.text, base.images, params, [0], shared=cut)
+    engine = policy.batcher()
+    engine.add(Job(2, base.text[:cut], base.images, params, [0], shared=cut))  # caches the odd beginning
+    engine.add(split)
+    while not engine.idle:
+        engine.step()
+    assert engine._suffix(split) is None
+    assert split.outputs[0].text == policy.run_jobs([base])[0][0].text

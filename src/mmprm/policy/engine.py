@@ -8,8 +8,15 @@ samples separately, image and all, which on the tiny policy is most of the
 time. Here a prompt is prefilled once and its cache copied to its samples;
 rows leave the batch as they end, and waiting prompts join as room frees.
 
+Prompts that share a beginning share its prefill too: a job names how much of
+its text is the shared part (the hf backend: the rendered chat prompt, image
+included, before a partial answer), and that part's keys and values are kept
+in a small least-recently-used cache, so the MC queries of one problem
+prefill only their own steps, as vLLM's prefix caching does.
+
 Rows are left-padded in one key/value cache; a joining group is padded (or
-the batch is) so that all rows end at the same column. Each row carries its
+the batch is) so that all rows end at the same column; a row prefilled from a
+cached prefix may have padding between the prefix and its own tokens. Each row carries its
 next position (for Qwen2-VL's M-RoPE, its text position plus the image's
 offset from `get_rope_index`), so padding never shifts a position. Each
 sampled row draws its noise from its own generator (see `choose_tokens`):
@@ -19,7 +26,7 @@ what a prompt gets depends on its seed alone, not on what shares its batch.
 from __future__ import annotations
 
 import inspect
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 import torch
@@ -51,6 +58,7 @@ class Job:
     images: list[str]
     params: SamplingParams
     seeds: list[int]  # one per distinct sample (one for greedy decoding: its samples are all the same)
+    shared: int = 0  # characters of `text` other jobs may begin with too (0: none); their prefill is cached
     outputs: list[GeneratedText | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -59,6 +67,31 @@ class Job:
     @property
     def done(self) -> bool:
         return all(o is not None for o in self.outputs)
+
+
+@dataclass
+class _Prefix:
+    """A shared prompt beginning, prefilled: its text tokens (before image
+    expansion), each layer's keys and values [1, heads, length, dim], the position
+    after it and the logits there (for a job that is all prefix)."""
+
+    ids: list[int]
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
+    length: int
+    next_position: int
+    logits: torch.Tensor
+
+
+@dataclass
+class _Group:
+    """Jobs prefilled together, ready to join the batch: one row per job."""
+
+    jobs: list[Job]
+    cache: DynamicCache
+    mask: torch.Tensor
+    positions: torch.Tensor
+    logits: torch.Tensor
+    lengths: list[int]
 
 
 @dataclass
@@ -81,8 +114,11 @@ class ContinuousBatcher:
     """
 
     def __init__(self, model, processor, tokenizer, eos: list[int], device: torch.device, *,
-                 multimodal: bool, max_rows: int):
+                 multimodal: bool, max_rows: int, prefixes: OrderedDict | None = None, prefix_cache: int = 0):
         self.model, self.processor, self.tokenizer = model, processor, tokenizer
+        # shared prompt beginnings, most recently used last; the owner may pass one to share across batchers
+        self.prefixes: OrderedDict[tuple, _Prefix] = OrderedDict() if prefixes is None else prefixes
+        self.prefix_cache = prefix_cache  # how many to keep (0: no prefix caching)
         self.eos, self.device, self.multimodal, self.max_rows = set(eos), device, multimodal, max_rows
         # free rows that make a prefill worth its call (//8 and //2 were slower: benchmarks/annotation_overhead.py)
         self.join_at = max(1, max_rows // 4)
@@ -153,21 +189,47 @@ class ContinuousBatcher:
             room -= len(jobs[-1].seeds)
         if not jobs:
             return None
-        cache, mask, positions, logits, lengths = self._prefill(jobs)
-        copies = torch.tensor([j for j, job in enumerate(jobs) for _ in job.seeds], device=self.device)
-        new_rows = [_Row(job, s, lengths[j], _generator(seed, job.params, self.device))
-                    for j, job in enumerate(jobs) for s, seed in enumerate(job.seeds)]
-        cache.batch_select_indices(copies)
-        self._join(cache, mask[copies], positions[copies])
-        self.rows.extend(new_rows)
-        return logits[copies]
+        logits = []
+        for group in self._prefill(jobs):
+            copies = torch.tensor([j for j, job in enumerate(group.jobs) for _ in job.seeds], device=self.device)
+            group.cache.batch_select_indices(copies)
+            self._join(group.cache, group.mask[copies], group.positions[copies])
+            self.rows.extend(_Row(job, s, group.lengths[j], _generator(seed, job.params, self.device))
+                             for j, job in enumerate(group.jobs) for s, seed in enumerate(job.seeds))
+            logits.append(group.logits[copies])
+        return torch.cat(logits)
 
-    def _prefill(self, jobs: list[Job]):
+    def _prefill(self, jobs: list[Job]) -> list[_Group]:
+        """The jobs' prompts prefilled: those with a shared beginning from the prefix
+        cache (filled first where missing), the rest whole."""
+        whole, cached = [], []
+        if self.prefix_cache:
+            self._fill_prefixes([job for job in jobs if job.shared])
+            for job in jobs:
+                suffix = self._suffix(job)
+                (whole if suffix is None else cached).append((job, suffix))
+        else:
+            whole = [(job, None) for job in jobs]
+        groups = []
+        if whole:
+            groups.append(self._prefill_whole([job for job, _ in whole]))
+        if ready := [(job, suffix) for job, suffix in cached if not suffix]:  # all prefix: nothing to run
+            groups.append(self._from_prefixes(ready))
+        if going := [(job, suffix) for job, suffix in cached if suffix]:
+            groups.append(self._from_prefixes(going))
+        return groups
+
+    def _prefill_whole(self, jobs: list[Job]) -> _Group:
+        cache, mask, positions, logits, lengths = self._run_prompts([job.text for job in jobs],
+                                                                    [job.images for job in jobs])
+        return _Group(jobs, cache, mask, positions, logits, lengths)
+
+    def _run_prompts(self, texts: list[str], images: list[list[str]]):
+        """One left-padded prefill of whole prompts: cache, mask, next positions, last logits, lengths."""
         opened: dict[str, Image.Image] = {}
-        texts = [job.text for job in jobs]
         kwargs = {"padding": True, "return_tensors": "pt", "add_special_tokens": False}
         if self.multimodal:
-            pics = [load_image(ref, opened) for job in jobs for ref in job.images]
+            pics = [load_image(ref, opened) for refs in images for ref in refs]
             inputs = self.processor(text=texts, images=pics or None, **kwargs)
         else:
             inputs = self.tokenizer(texts, **kwargs)
@@ -185,6 +247,79 @@ class ContinuousBatcher:
         last_only = {"logits_to_keep": 1} if self._keeps_logits else {}
         out = self.model(**inputs, position_ids=positions, use_cache=True, **last_only, **{self._cache_arg: cache})
         return cache, mask, following, out.logits[:, -1].float(), lengths.tolist()
+
+    # ---- the prefix cache -----------------------------------------------------
+
+    @staticmethod
+    def _prefix_key(job: Job) -> tuple:
+        return job.text[: job.shared], tuple(job.images)
+
+    def _fill_prefixes(self, jobs: list[Job]) -> None:
+        """Prefills (in one call) the shared beginnings not yet cached, and marks the rest as just used."""
+        missing: dict[tuple, None] = {}
+        for job in jobs:
+            key = self._prefix_key(job)
+            if key in self.prefixes:
+                self.prefixes.move_to_end(key)
+            else:
+                missing[key] = None
+        if not missing:
+            return
+        keys = list(missing)
+        cache, mask, following, logits, lengths = self._run_prompts([t for t, _ in keys], [list(r) for _, r in keys])
+        width = mask.shape[1]
+        for i, key in enumerate(keys):
+            start = width - lengths[i]  # left padding
+            layers = [(layer.keys[i: i + 1, :, start:].clone(), layer.values[i: i + 1, :, start:].clone())
+                      for layer in cache.layers]
+            self.prefixes[key] = _Prefix(self._text_ids(key[0]), layers, lengths[i], int(following[i]), logits[i])
+        while len(self.prefixes) > self.prefix_cache:
+            self.prefixes.popitem(last=False)
+
+    def _text_ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _suffix(self, job: Job) -> list[int] | None:
+        """The job's tokens after its cached beginning; None when it has none cached, or
+        when its text does not tokenise as the beginning's tokens followed by more."""
+        prefix = self.prefixes.get(self._prefix_key(job)) if job.shared else None
+        if prefix is None:
+            return None
+        ids = self._text_ids(job.text)
+        if ids[: len(prefix.ids)] != prefix.ids:  # a token merges across the boundary
+            return None
+        return ids[len(prefix.ids):]
+
+    def _from_prefixes(self, items: list[tuple[Job, list[int]]]) -> _Group:
+        """A group from cached beginnings: each row is [padding, prefix, padding, suffix];
+        the suffixes (if any) run in one call on top of the cached keys and values."""
+        prefixes = [self.prefixes[self._prefix_key(job)] for job, _ in items]
+        before = max(p.length for p in prefixes)
+        after = max(len(suffix) for _, suffix in items)
+        layers = [(torch.cat([_pad(p.layers[n][0], before) for p in prefixes]),
+                   torch.cat([_pad(p.layers[n][1], before) for p in prefixes]))
+                  for n in range(len(prefixes[0].layers))]
+        cache = DynamicCache(ddp_cache_data=layers)
+        rows = len(items)
+        mask = torch.zeros(rows, before + after, dtype=torch.long, device=self.device)
+        for i, ((_, suffix), p) in enumerate(zip(items, prefixes)):
+            mask[i, before - p.length: before] = 1
+            mask[i, before + after - len(suffix):] = 1
+        lengths = [p.length + len(suffix) for (_, suffix), p in zip(items, prefixes)]
+        following = torch.tensor([p.next_position + len(suffix) for (_, suffix), p in zip(items, prefixes)],
+                                 device=self.device)
+        if not after:
+            logits = torch.stack([p.logits for p in prefixes])
+        else:
+            pad = self.tokenizer.pad_token_id or 0
+            ids = torch.tensor([[pad] * (after - len(s)) + s for _, s in items], device=self.device)
+            offsets = torch.arange(after, device=self.device) - after
+            positions = (following[:, None] + offsets).clamp(min=0)
+            last_only = {"logits_to_keep": 1} if self._keeps_logits else {}
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                             **last_only, **{self._cache_arg: cache})
+            logits = out.logits[:, -1].float()
+        return _Group([job for job, _ in items], cache, mask, following, logits, lengths)
 
     def _join(self, cache: DynamicCache, mask: torch.Tensor, positions: torch.Tensor) -> None:
         """Appends rows to the batch, left-padding whichever side is shorter."""

@@ -11,6 +11,7 @@ template's generation prompt, which works with any chat template.
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -36,6 +37,7 @@ class HFPolicy(Policy):
         device: str = "cpu",
         dtype: str | torch.dtype | None = None,
         batch_size: int = 16,
+        prefix_cache: int = 32,
         trust_remote_code: bool = False,
     ):
         if batch_size < 1:
@@ -44,6 +46,10 @@ class HFPolicy(Policy):
         self.name = f"hf:{self.path}"
         self.device = torch.device(device)
         self.batch_size = batch_size
+        if prefix_cache < 0:
+            raise ValueError(f"prefix_cache must be 0 (off) or more, got {prefix_cache}")
+        self.prefix_cache = prefix_cache  # prompts whose prefill is kept (mmprm.policy.engine); 0: none
+        self._prefixes: OrderedDict = OrderedDict()  # shared by this policy's batchers
         if dtype is None:  # bf16 matmuls are slow on most CPUs
             dtype = torch.float32 if self.device.type == "cpu" else "auto"
         self.model, self.processor = load_backbone(self.path, trust_remote_code=trust_remote_code, dtype=dtype)
@@ -91,8 +97,8 @@ class HFPolicy(Policy):
             continue_final_message: bool) -> Job:
         """A decoding job for the engine: the rendered prompt, its images, one seed per distinct sample."""
         params.check()
-        text, refs = self._render(messages, continue_final_message)
-        return Job(key, _not_empty(text), refs, params, _row_seeds(seed, params))
+        prompt, partial, refs = self._render(messages, continue_final_message)
+        return Job(key, _not_empty(prompt + partial), refs, params, _row_seeds(seed, params), shared=len(prompt))
 
     def request_job(self, key: object, request: Request, params: SamplingParams) -> Job:
         """A decoding job for a policy request: its prefix continued, its own seed before `params.seed`."""
@@ -107,7 +113,8 @@ class HFPolicy(Policy):
 
     def batcher(self) -> ContinuousBatcher:
         return ContinuousBatcher(self.model, self.processor, self.tokenizer, self._eos, self.device,
-                                 multimodal=self.multimodal, max_rows=self.batch_size)
+                                 multimodal=self.multimodal, max_rows=self.batch_size,
+                                 prefixes=self._prefixes, prefix_cache=self.prefix_cache)
 
     def run_jobs(self, jobs: list[Job]) -> list[list[GeneratedText]]:
         """Decodes `jobs` together; each one's `params.n` completions, in order."""
@@ -118,7 +125,8 @@ class HFPolicy(Policy):
             engine.step()
         return [all_samples(job) for job in jobs]
 
-    def _render(self, messages: list[dict], continue_final: bool) -> tuple[str, list[str]]:
+    def _render(self, messages: list[dict], continue_final: bool) -> tuple[str, str, list[str]]:
+        """The chat prompt (shared by every continuation of it), the partial answer to continue, the image refs."""
         messages = [_normalise(m) for m in messages]
         refs = [p["image"] for m in messages if isinstance(m["content"], list) for p in m["content"]
                 if p["type"] == "image"]
@@ -134,7 +142,7 @@ class HFPolicy(Policy):
         if not self.multimodal:  # text-only chat templates expect string content
             messages = [{**m, "content": flatten_content(m["content"])} for m in messages]
         template = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return template + partial, refs
+        return template, partial, refs
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
