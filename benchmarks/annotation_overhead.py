@@ -12,6 +12,8 @@ same synthetic training problems:
 - annotation through the policy's stream (`mmprm annotate`): MC queries join
   the batch as they arise; generated tokens/s including grading, tree
   bookkeeping and crash-safe writes;
+- annotation streamed without the prefix cache (`prefix_cache=0`: every MC
+  query prefills its whole prompt, image included, as before the cache);
 - annotation by rounds: the same runner, but each round's queries sent in one
   `sample_batch` and the next round only after the slowest (the runner before
   streams);
@@ -89,6 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     policy = HFPolicy(args.policy, batch_size=args.batch)
+    uncached = HFPolicy(args.policy, batch_size=args.batch, prefix_cache=0)
     params = SamplingParams(n=DEMO.k, temperature=DEMO.temperature, max_tokens=DEMO.max_tokens, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         problems = load_problems(generate_synthetic(args.problems, 1000, tmp, split="train", families=["bartotal"],
@@ -118,6 +121,7 @@ def main() -> None:
             "raw generation (one stream)": raw_one_stream,
             f"raw, {args.inflight} problems a call": raw_by_calls,
             "annotation, streamed": annotation(policy, "streamed"),
+            "annotation, streamed, no prefix cache": annotation(uncached, "uncached"),
             "annotation, by rounds": annotation(Rounds(policy), "rounds"),
             "raw, transformers generate (static batches)": lambda: generate_baseline(policy, problems, params),
         }
