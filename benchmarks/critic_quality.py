@@ -137,6 +137,8 @@ def main() -> None:
                     help="the demo's scored files to put beside them (scored-prm-NAME.jsonl or scored-NAME.jsonl)")
     ap.add_argument("--out", default="runs/critic-quality")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--critic-samples", type=int, default=1,
+                    help="critiques sampled per solution and averaged (1: one greedy critique)")
     args = ap.parse_args()
     run, out = Path(args.run), Path(args.out)
     problems_path = run / "data" / "test" / "problems.jsonl"
@@ -147,7 +149,7 @@ def main() -> None:
         rows[f"prm:{name}"] = summarise(path if path.exists() else run / f"scored-{name}.jsonl", problems)
     for spec in args.critic:
         name, _, path = spec.partition("=")
-        critic = HFCritic(path, batch_size=args.batch_size)
+        critic = HFCritic(path, batch_size=args.batch_size, samples=args.critic_samples)
         scored = out / f"scored-{name}.jsonl"
         score_file(CriticPRM(critic), problems_path, run / "samples.jsonl", scored, batch_size=16)
         row = summarise(scored, problems, layout=critic.layout)

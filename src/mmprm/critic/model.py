@@ -6,6 +6,11 @@ critique, and at each verdict the probability of the layout's "right" word again
 "wrong" word, taken at the first token where the two differ (`verdicts.per_step` makes them
 one score a step). The critique text is kept with the scores, so a report can show why a
 step was judged.
+
+With `samples` > 1 it writes that many critiques by sampling instead of one greedily and
+averages each step's P(correct) over them (self-consistency over critiques): one greedy
+critique is a single reading of the figure, and its verdicts inherit every slip of it.
+The first sampled critique is the one shown.
 """
 
 from __future__ import annotations
@@ -35,7 +40,11 @@ def critic_layout(path: str | Path) -> str:
 
 
 class HFCritic(Critic):
-    def __init__(self, path: str | Path, *, device: str = "cpu", batch_size: int = 16, max_tokens: int = 320):
+    def __init__(self, path: str | Path, *, device: str = "cpu", batch_size: int = 16, max_tokens: int = 320,
+                 samples: int = 1, temperature: float = 1.0, seed: int = 0):
+        if samples < 1:
+            raise ValueError(f"samples must be at least 1, got {samples}")
+        self.samples, self.temperature, self.seed = samples, temperature, seed
         self.layout = critic_layout(path)
         self.policy = HFPolicy(path, device=device, batch_size=batch_size)
         self.batch_size, self.max_tokens = batch_size, max_tokens
@@ -46,18 +55,28 @@ class HFCritic(Critic):
     def review_many(self, items: list[tuple[Problem, list[str]]]) -> list[Review]:
         """Critiques of many solutions: generated in batches, then read in batches."""
         chats = [critic_messages(problem, steps, self.layout) for problem, steps in items]
-        outs = self.policy.generate_messages(chats, SamplingParams(temperature=0, max_tokens=self.max_tokens),
-                                             continue_final_message=False)
-        texts = [gens[0].text for gens in outs]
+        outs = self.policy.generate_messages(chats, self._sampling(), continue_final_message=False)
+        every_chat = [chat for chat, gens in zip(chats, outs) for _ in gens]
+        every_text = [g.text for gens in outs for g in gens]
         probs: list[list[float]] = []
-        for start in range(0, len(items), self.batch_size):
-            probs += self._verdict_probabilities(chats[start : start + self.batch_size],
-                                                 texts[start : start + self.batch_size])
-        reviews = []
-        for (_, steps), text, p, gens in zip(items, texts, probs, outs):
-            reviews.append(Review(text, parse(text, len(steps), self.layout), per_step(p, len(steps)),
-                                  gens[0].completion_tokens))
+        for start in range(0, len(every_text), self.batch_size):
+            probs += self._verdict_probabilities(every_chat[start : start + self.batch_size],
+                                                 every_text[start : start + self.batch_size])
+        reviews, at = [], 0
+        for (_, steps), gens in zip(items, outs):
+            scores = [per_step(p, len(steps)) for p in probs[at : at + len(gens)]]
+            at += len(gens)
+            text = gens[0].text
+            reviews.append(Review(text, parse(text, len(steps), self.layout),
+                                  [sum(column) / len(column) for column in zip(*scores)],
+                                  sum(g.completion_tokens for g in gens)))
         return reviews
+
+    def _sampling(self) -> SamplingParams:
+        if self.samples == 1:
+            return SamplingParams(temperature=0, max_tokens=self.max_tokens)
+        return SamplingParams(n=self.samples, temperature=self.temperature, max_tokens=self.max_tokens,
+                              seed=self.seed)
 
     @torch.inference_mode()
     def _verdict_probabilities(self, chats: list[list[dict]], texts: list[str]) -> list[list[float]]:
