@@ -90,19 +90,20 @@ def test_verdict_probabilities_are_read_at_the_verdict_token(trained, critiques)
 
 
 def test_sampled_critiques_are_averaged_step_by_step(trained, critiques):
-    """With samples=3 each step's score is the mean of the three sampled critiques' per-step
-    scores, each read as a single critique would be; the first sample's text is the one shown."""
+    """With samples=3 each step's score is the mean over the greedy critique and two sampled
+    ones of their per-step scores, each read as a single critique would be; the greedy
+    critique is the one shown."""
     (problem, steps, _, _), *_ = load_critiques(critiques)
     critic = HFCritic(trained, samples=3, temperature=1.0, seed=5)
     (review,) = critic.review_many([(problem, steps)])
-    outs = critic.policy.generate_messages([critic_messages(problem, steps, "compact")],
-                                           critic._sampling(), continue_final_message=False)[0]
-    texts = [g.text for g in outs]
-    each = [per_step(p, len(steps)) for p in critic._verdict_probabilities(
-        [critic_messages(problem, steps, "compact")] * 3, texts)]
-    assert review.text == texts[0]
+    (alone,) = HFCritic(trained).review_many([(problem, steps)])
+    chat = critic_messages(problem, steps, "compact")
+    sampled = critic.policy.generate_messages([chat], critic._sampling(), continue_final_message=False)[0]
+    texts = [alone.text] + [g.text for g in sampled]
+    each = [per_step(p, len(steps)) for p in critic._verdict_probabilities([chat] * 3, texts)]
+    assert review.text == alone.text and review.parsed == alone.parsed
     assert review.step_correct == pytest.approx([sum(c) / 3 for c in zip(*each)])
-    assert review.completion_tokens == sum(g.completion_tokens for g in outs)
+    assert review.completion_tokens == alone.completion_tokens + sum(g.completion_tokens for g in sampled)
     with pytest.raises(ValueError, match="samples"):
         HFCritic(trained, samples=0)
 

@@ -7,10 +7,10 @@ critique, and at each verdict the probability of the layout's "right" word again
 one score a step). The critique text is kept with the scores, so a report can show why a
 step was judged.
 
-With `samples` > 1 it writes that many critiques by sampling instead of one greedily and
-averages each step's P(correct) over them (self-consistency over critiques): one greedy
-critique is a single reading of the figure, and its verdicts inherit every slip of it.
-The first sampled critique is the one shown.
+With `samples` > 1 it also samples `samples` − 1 more critiques and averages each step's
+P(correct) over all of them (self-consistency over critiques): one critique is a single
+reading of the figure, and its verdicts inherit every slip of it. The greedy critique is
+the one shown, parsed and corrected from.
 """
 
 from __future__ import annotations
@@ -55,7 +55,11 @@ class HFCritic(Critic):
     def review_many(self, items: list[tuple[Problem, list[str]]]) -> list[Review]:
         """Critiques of many solutions: generated in batches, then read in batches."""
         chats = [critic_messages(problem, steps, self.layout) for problem, steps in items]
-        outs = self.policy.generate_messages(chats, self._sampling(), continue_final_message=False)
+        outs = self.policy.generate_messages(chats, SamplingParams(temperature=0, max_tokens=self.max_tokens),
+                                             continue_final_message=False)
+        if self.samples > 1:
+            more = self.policy.generate_messages(chats, self._sampling(), continue_final_message=False)
+            outs = [greedy + sampled for greedy, sampled in zip(outs, more)]
         every_chat = [chat for chat, gens in zip(chats, outs) for _ in gens]
         every_text = [g.text for gens in outs for g in gens]
         probs: list[list[float]] = []
@@ -73,9 +77,8 @@ class HFCritic(Critic):
         return reviews
 
     def _sampling(self) -> SamplingParams:
-        if self.samples == 1:
-            return SamplingParams(temperature=0, max_tokens=self.max_tokens)
-        return SamplingParams(n=self.samples, temperature=self.temperature, max_tokens=self.max_tokens,
+        """The critiques sampled beside the greedy one."""
+        return SamplingParams(n=self.samples - 1, temperature=self.temperature, max_tokens=self.max_tokens,
                               seed=self.seed)
 
     @torch.inference_mode()
