@@ -199,3 +199,13 @@ def test_verdict_weight_weighs_the_verdict_tokens_and_is_the_plain_loss_at_one(c
         emphasised = sft._loss(policy.model, sft.collate([heavy], policy.processor, policy.model.config))
     assert float(mine) == pytest.approx(float(reference), rel=1e-5)
     assert float(emphasised) != pytest.approx(float(reference), rel=1e-3)
+
+
+def test_the_critic_spec_takes_a_sample_count_and_names_a_bad_one(trained):
+    assert load_critic(f"hf:{trained}?samples=3").samples == 3
+    assert load_critic(f"hf:{trained}").samples == 1
+    for bad in ("samples=0", "samples=x", "temperature=1"):
+        with pytest.raises(ValueError, match="the only option is samples=N"):
+            load_critic(f"hf:{trained}?{bad}")
+    prm = load_prm(f"critic:{trained}?samples=2")
+    assert prm.critic.samples == 2

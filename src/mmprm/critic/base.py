@@ -17,7 +17,8 @@ from mmprm.critic.verdicts import from_token_logprobs, per_step
 from mmprm.types import Problem
 
 SPEC_HELP = ("oracle (ground truth: a ceiling), sim:NOISE (the simulated teacher), chat:URL#MODEL, "
-             "or hf:PATH (a critic trained by `mmprm critic train`)")
+             "or hf:PATH[?samples=N] (a critic trained by `mmprm critic train`; N critiques a solution, "
+             "averaged)")
 
 
 @dataclass
@@ -75,6 +76,16 @@ class TeacherCritic(Critic):
             self.teacher.close()
 
 
+def _samples(spec: str, query: str) -> int:
+    """`samples=N` from a spec's query (1 without one)."""
+    if not query:
+        return 1
+    key, _, value = query.partition("=")
+    if key != "samples" or not value.isdigit() or int(value) < 1:
+        raise ValueError(f"critic spec {spec!r}: the only option is samples=N with N at least 1, got {query!r}")
+    return int(value)
+
+
 def load_critic(spec: str, *, device: str = "cpu") -> Critic:
     from mmprm.critic.teacher import ChatTeacher, SimulatedTeacher
 
@@ -93,5 +104,6 @@ def load_critic(spec: str, *, device: str = "cpu") -> Critic:
     if kind == "hf" and rest:
         from mmprm.critic.model import HFCritic
 
-        return HFCritic(rest, device=device)
+        path, _, query = rest.partition("?")
+        return HFCritic(path, device=device, samples=_samples(spec, query))
     raise ValueError(f"critic spec {spec!r} is not {SPEC_HELP}")

@@ -29,8 +29,8 @@ class CriticPRM(PRM):
 
     @classmethod
     def from_spec(cls, spec: str, *, device: str | None = None) -> CriticPRM:
-        """`PATH` (a trained critic folder) or any critic spec (`mmprm.critic.base.load_critic`)."""
-        if Path(spec).is_dir():
+        """`PATH[?samples=N]` (a trained critic folder) or any critic spec (`mmprm.critic.base.load_critic`)."""
+        if Path(spec.partition("?")[0]).is_dir():
             spec = f"hf:{spec}"
         return cls(load_critic(spec, device=device or "cpu"))
 
