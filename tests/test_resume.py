@@ -36,7 +36,7 @@ def _command(kind: str, data: Path, out: Path, prm: str) -> list[str]:
     if kind == "score":
         return ["score", "--prm", prm, "--data", problems, "--samples", str(data.parent / "samples-ref.jsonl"),
                 "--out", str(out), "--problems-per-chunk", "1"]
-    return ["search", "--method", "beam", "--policy", f"hf:{WEAK}", "--prm", prm, *common, "--n", "4",
+    return ["search", "--method", "beam", "--policy", f"hf:{WEAK}", "--prm", prm, *common, "--n", "8",
             "--width", "2", "--max-depth", "6", "--max-step-tokens", "32", "--temperature", "1.0"]
 
 
@@ -61,8 +61,9 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _interrupt(args: list[str], ledger: Path, *, at_lines: int, sig: int) -> None:
-    """Start the command, wait until its ledger has `at_lines` lines (0: until it is under way), send `sig`."""
+def _interrupt(args: list[str], ledger: Path, *, at_lines: int, sig: int, after: float = 1.0) -> None:
+    """Start the command, wait until its ledger has `at_lines` lines (0: until it is under way, then
+    `after` seconds more), send `sig`."""
     proc = subprocess.Popen([sys.executable, "-m", "mmprm.cli", *args], stderr=subprocess.PIPE, text=True,
                             preexec_fn=default_sigint)
     deadline = time.time() + 300
@@ -72,7 +73,7 @@ def _interrupt(args: list[str], ledger: Path, *, at_lines: int, sig: int) -> Non
             break
         time.sleep(0.02)
     if at_lines == 0:
-        time.sleep(1.0)  # inside the first problems' work
+        time.sleep(after)  # inside the first problems' work
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0, "the command finished before it could be interrupted; make the test's run longer"
@@ -90,16 +91,17 @@ def test_a_killed_or_interrupted_run_resumes_to_the_uninterrupted_output(work, k
         _run(_command("generate", d / "data", d / "samples-ref.jsonl", prm))
     reference = d / f"{kind}-ref" / ("out.jsonl" if kind in ("generate", "score") else "")
     _run(_command(kind, d / "data", reference, prm))
-    points = {  # (name, ledger lines to wait for, signal): annotate, the longest job, early and late
-        "generate": [("mid-int", 2, signal.SIGINT)],
-        "annotate": [("early-kill", 0, signal.SIGKILL), ("late-kill", 4, signal.SIGKILL)],
-        "score": [("mid-kill", 1, signal.SIGKILL)],
-        "search": [("early-int", 0, signal.SIGINT)],  # its one chunk of problems is written at once
+    points = {  # (name, ledger lines to wait for, signal, seconds after): annotate, the longest job, early and late
+        "generate": [("mid-int", 2, signal.SIGINT, 1.0)],
+        "annotate": [("early-kill", 0, signal.SIGKILL, 1.0), ("late-kill", 4, signal.SIGKILL, 1.0)],
+        "score": [("mid-kill", 1, signal.SIGKILL, 1.0)],
+        # its one chunk of problems is written at once, and the search itself takes about 1.5 s alone
+        "search": [("early-int", 0, signal.SIGINT, 0.3)],
     }[kind]
-    for name, at_lines, sig in points:
+    for name, at_lines, sig, after in points:
         out = d / f"{kind}-{name}" / ("out.jsonl" if kind in ("generate", "score") else "")
         args = _command(kind, d / "data", out, prm)
-        _interrupt(args, _ledger(kind, out), at_lines=at_lines, sig=sig)
+        _interrupt(args, _ledger(kind, out), at_lines=at_lines, sig=sig, after=after)
         _run(args)
         assert _records(kind, out) == _records(kind, reference), (kind, name)
     done = [json.loads(x)["id"] for x in _ledger(kind, reference).read_text().splitlines()]
