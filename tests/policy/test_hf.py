@@ -222,7 +222,7 @@ def test_a_requests_samples_depend_on_its_seed_alone_not_on_the_batch(vlm, image
 
 
 def test_the_row_sampler_draws_from_the_tempered_and_filtered_distribution():
-    from mmprm.policy.engine import choose_tokens
+    from mmprm.policy.sampling import choose_tokens
 
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -3.0]])
     draws = 4000
@@ -251,7 +251,7 @@ def test_empty_prompts_and_empty_stop_strings_are_refused(text_lm):
 
 
 def test_a_rows_top_p_filter_does_not_depend_on_its_neighbours():
-    from mmprm.policy.engine import filtered_logits
+    from mmprm.policy.sampling import filtered_logits
 
     logits = torch.randn(2, 32000, generator=torch.Generator().manual_seed(0)) * 4
     plain, nucleus = SamplingParams(temperature=1.0), SamplingParams(temperature=1.0, top_p=0.5)
