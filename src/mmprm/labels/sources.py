@@ -125,19 +125,31 @@ def vote_by_step_text(paths: list[AnnotatedPath], targets: list[list[float | Non
     path where it was labelled. Taking that label assumes a step's verdict belongs to
     its text within the problem, which holds for self-contained steps and is measured
     against the oracle in benchmarks/label_source_quality.py."""
-    votes: dict[tuple[str, str], list[float]] = {}
+    by_text = _known_labels_by_text(paths, targets)
+
+    def voted(step: str, problem_id: str) -> float | None:
+        known = by_text.get(step, {}).get(problem_id)
+        return sum(known) / len(known) if known else None
+
+    return _fill_unknown(paths, targets, voted)
+
+
+def _known_labels_by_text(paths: list[AnnotatedPath],
+                          targets: list[list[float | None]]) -> dict[str, dict[str, list[float]]]:
+    """Every known target, by step text, then by problem (a path's id is its problem's)."""
+    by_text: dict[str, dict[str, list[float]]] = {}
     for path, labels in zip(paths, targets, strict=True):
         for step, label in zip(path.steps, labels):
             if label is not None:
-                votes.setdefault((path.id, step), []).append(label)
-    filled = []
-    for path, labels in zip(paths, targets):
-        row = []
-        for step, label in zip(path.steps, labels):
-            known = votes.get((path.id, step))
-            row.append(label if label is not None else (sum(known) / len(known) if known else None))
-        filled.append(row)
-    return filled
+                by_text.setdefault(step, {}).setdefault(path.id, []).append(label)
+    return by_text
+
+
+def _fill_unknown(paths: list[AnnotatedPath], targets: list[list[float | None]],
+                  fill) -> list[list[float | None]]:
+    """Each unknown target replaced by `fill(step text, problem id)` (which may be None too)."""
+    return [[label if label is not None else fill(step, path.id) for step, label in zip(path.steps, labels)]
+            for path, labels in zip(paths, targets)]
 
 
 def share_across_problems(paths: list[AnnotatedPath], targets: list[list[float | None]], *,
@@ -155,21 +167,16 @@ def share_across_problems(paths: list[AnnotatedPath], targets: list[list[float |
     the agreement test leaves it unknown. On the demo's annotation 88 of 95 arithmetic
     texts and 3 of 27 reading texts labelled in two or more problems agree
     (benchmarks/label_source_quality.py measures the filled labels against the oracle)."""
-    per_text: dict[str, dict[str, list[float]]] = {}
-    for path, labels in zip(paths, targets, strict=True):
-        for step, label in zip(path.steps, labels):
-            if label is not None:
-                per_text.setdefault(step, {}).setdefault(path.id, []).append(label)
+    by_text = _known_labels_by_text(paths, targets)
 
     def shared(step: str, problem_id: str) -> float | None:
-        means = [sum(v) / len(v) for pid, v in per_text.get(step, {}).items() if pid != problem_id]
+        means = [sum(v) / len(v) for pid, v in by_text.get(step, {}).items() if pid != problem_id]
         if len(means) < min_problems:
             return None
         right = sum(m >= 0.5 for m in means)
         return sum(means) / len(means) if right in (0, len(means)) else None
 
-    return [[label if label is not None else shared(step, path.id) for step, label in zip(path.steps, labels)]
-            for path, labels in zip(paths, targets)]
+    return _fill_unknown(paths, targets, shared)
 
 
 def reference_verdicts(problem: Problem, steps: list[str]) -> list[bool | None]:

@@ -128,7 +128,8 @@ class ContinuousBatcher:
         inner = getattr(model, "model", None)
         self._rope_index = getattr(inner, "get_rope_index", None)  # Qwen2-VL family: 3-D positions
         self._rope_args = set(inspect.signature(self._rope_index).parameters) if self._rope_index else set()
-        self._keeps_logits = "logits_to_keep" in forward
+        # prefills need only the last position's logits, where the model can be told so
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in forward else {}
         self.peak_rows = 0  # the most rows decoded in one step
         self.waiting: deque[Job] = deque()
         self.rows: list[_Row] = []
@@ -245,8 +246,8 @@ class ContinuousBatcher:
             positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
             following = lengths
         cache = DynamicCache()
-        last_only = {"logits_to_keep": 1} if self._keeps_logits else {}
-        out = self.model(**inputs, position_ids=positions, use_cache=True, **last_only, **{self._cache_arg: cache})
+        out = self.model(**inputs, position_ids=positions, use_cache=True, **self._last_only,
+                         **{self._cache_arg: cache})
         return cache, mask, following, out.logits[:, -1].float(), lengths.tolist()
 
     # ---- the prefix cache -----------------------------------------------------
@@ -316,9 +317,8 @@ class ContinuousBatcher:
             ids = torch.tensor([[pad] * (after - len(s)) + s for _, s in items], device=self.device)
             offsets = torch.arange(after, device=self.device) - after
             positions = (following[:, None] + offsets).clamp(min=0)
-            last_only = {"logits_to_keep": 1} if self._keeps_logits else {}
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                             **last_only, **{self._cache_arg: cache})
+                             **self._last_only, **{self._cache_arg: cache})
             logits = out.logits[:, -1].float()
         return _Group([job for job, _ in items], cache, mask, following, logits, lengths)
 
