@@ -73,6 +73,8 @@ def main() -> None:
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--head", choices=["token", "value"], default="token")
     ap.add_argument("--lora", action="store_true", help="train LoRA adapters (rank 16) instead of the whole LM")
+    ap.add_argument("--answer-negatives", type=int, default=0,
+                    help="per right path, copies with the final result changed (mmprm.labels.negatives)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     run = Path(args.run)
@@ -82,14 +84,16 @@ def main() -> None:
                               f"-seed{args.seed}" + ("-perfect" if args.perfect_counts else "")
                               + ("" if args.head == "token" else f"-{args.head}")
                               + (f"-wd{args.weight_decay:g}" if args.weight_decay else "")
-                              + ("-lora" if args.lora else ""))
+                              + ("-lora" if args.lora else "")
+                              + (f"-neg{args.answer_negatives}" if args.answer_negatives else ""))
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     n = rebuild_paths(run, args.paths, out, perfect_counts=args.perfect_counts)
     cfg = PRMTrainConfig(base=base, data=out / "paths.jsonl", labels=args.labels, loss=args.loss, lr=args.lr,
                          min_rollouts=args.min_rollouts, first_error_threshold=args.threshold,
                          batch_size=args.batch, max_steps=args.steps, seed=args.seed, warmup_ratio=0.05,
-                         weight_decay=args.weight_decay, head=args.head, lora=args.lora)
+                         weight_decay=args.weight_decay, head=args.head, lora=args.lora,
+                         answer_negatives=args.answer_negatives)
     log = train_prm(cfg, out / "prm")
     prm = StepPRM.from_pretrained(out / "prm")
     try:

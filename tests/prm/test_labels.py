@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from mmprm.grading import RuleGrader
 from mmprm.labels import LABEL_SOURCES, get_source, label_paths, load_labelled, step_targets
 from mmprm.labels.judges import ArithmeticJudge
 from mmprm.labels.mc import advantage_labels, first_error_labels, survival_labels
-from mmprm.labels.sources import prefix_from_local
+from mmprm.labels.negatives import answer_negatives
+from mmprm.labels.sources import LabelledPath, prefix_from_local
 from mmprm.types import AnnotatedPath, Problem, RecordError
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "mmprm"
@@ -131,7 +133,7 @@ def test_the_training_path_reads_ground_truth_only_in_the_oracle():
     """Nothing that turns an annotation into training targets may read the
     generator's ground truth, except the oracle judge."""
     files = [SRC / "prm" / "train.py", SRC / "labels" / "sources.py", SRC / "labels" / "mc.py",
-             *sorted((SRC / "annotate").glob("*.py"))]
+             SRC / "labels" / "negatives.py", *sorted((SRC / "annotate").glob("*.py"))]
     pattern = re.compile(r"mmprm\.data\.synth|local_step_labels|first_wrong_step|\"objects\"|OracleJudge")
     hits = {f.name: pattern.findall(f.read_text()) for f in files}
     # sources.py names the oracle judge for the oracle sources and for evaluation (reference_verdicts)
@@ -139,6 +141,27 @@ def test_the_training_path_reads_ground_truth_only_in_the_oracle():
     judges = (SRC / "labels" / "judges.py").read_text()
     oracle_class = judges[judges.index("class OracleJudge"):judges.index("class ArithmeticJudge")]
     assert judges.count("mmprm.data.synth") == oracle_class.count("mmprm.data.synth") == 1
+
+
+def test_answer_negatives_change_the_stated_result_of_right_paths_only():
+    problem = Problem("p", "What is A + B?", "10")
+    right = LabelledPath(problem, ["bar A is 8", "bar B is 2", "8 + 2 = 10"], [1.0, 1.0, 1.0])
+    made = answer_negatives([right], RuleGrader(), per_path=3)
+    assert len(made) == 3
+    for negative in made:
+        assert negative.steps[:2] == right.steps[:2] and negative.targets == [1.0, 1.0, 0.0]
+        result = negative.steps[2].rpartition("= ")[2]
+        assert negative.steps[2].startswith("8 + 2 = ") and result in {"8", "9", "11", "12", "2"}
+    assert len({n.steps[2] for n in made}) == 3  # never the same replacement twice
+    assert answer_negatives([right], RuleGrader(), per_path=3) == made  # seeded
+    unsure = LabelledPath(problem, right.steps, [1.0, None, 1.0])
+    wrong_answer = LabelledPath(problem, ["bar A is 8", "bar B is 2", "8 + 2 = 11"], [1.0, 1.0, 1.0])
+    no_number = LabelledPath(problem, ["bar A is 8", "bar B is 2", "add them"], [1.0, 1.0, 1.0])
+    failed = LabelledPath(problem, right.steps, [1.0, 0.0, 0.0])
+    assert answer_negatives([unsure, wrong_answer, no_number, failed], RuleGrader(), per_path=2) == []
+    assert answer_negatives([right], RuleGrader(), per_path=0) == []
+    with pytest.raises(ValueError, match="per_path"):
+        answer_negatives([right], RuleGrader(), per_path=-1)
 
 
 def test_prefix_labels_chain_local_verdicts():

@@ -28,6 +28,9 @@ class PRMTrainConfig:
     min_rollouts: int = setting(1, "MC-derived labels: an MC estimate counts from this many rollouts")
     first_error_threshold: float = setting(0.5, "first-error labels: the share of the last solvable prefix's MC "
                                            "a step must keep")
+    answer_negatives: int = setting(0, "per right training path, this many copies with the last step's stated "
+                                    "result changed to one the grader rejects, labelled wrong there "
+                                    "(mmprm.labels.negatives; needs the reference answer only)")
     loss: str = setting("soft", "soft (BCE on the target) or hard (target > 0)", choices=("soft", "hard"))
     scheme: str = setting("mmprm", "input format: " + ", ".join(SCHEMES))
     head: str = setting("token", "token ([+, -] logits) or value (a scalar head)", choices=("token", "value"))
@@ -65,6 +68,8 @@ class PRMTrainConfig:
         for key, allowed in checks.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
+        if self.answer_negatives < 0:
+            raise ValueError(f"answer_negatives must be at least 0, got {self.answer_negatives}")
         if self.batch_size < 1 or self.grad_accum < 1 or self.save_every < 1:
             raise ValueError("batch_size, grad_accum and save_every must be positive")
 

@@ -25,7 +25,9 @@ import torch
 from tqdm import tqdm
 
 from mmprm.backbone import apply_lora, load_backbone
+from mmprm.grading import RuleGrader
 from mmprm.labels import LabelledPath, get_source, load_labelled
+from mmprm.labels.negatives import answer_negatives
 from mmprm.prm.config import PRMTrainConfig
 from mmprm.prm.formats import collate, encode
 from mmprm.prm.metrics import auroc
@@ -101,7 +103,8 @@ def _train(cfg: PRMTrainConfig, out: Path, model: PRMModel | None, processor) ->
         model.backbone.gradient_checkpointing_enable()
     if cfg.lora:
         model.backbone = apply_lora(model.backbone, r=cfg.lora_r, alpha=cfg.lora_alpha)
-    train_set, dropped = _examples(cfg, processor, cfg.data, cfg.samples, cfg.problems)
+    train_set, dropped = _examples(cfg, processor, cfg.data, cfg.samples, cfg.problems,
+                                   negatives=cfg.answer_negatives)
     eval_set, _ = _examples(cfg, processor, cfg.eval_data, cfg.eval_samples, cfg.eval_problems)
     if not train_set:
         raise ValueError("no training examples (every path was empty, unlabelled or too long)")
@@ -188,11 +191,16 @@ def _train(cfg: PRMTrainConfig, out: Path, model: PRMModel | None, processor) ->
     return log
 
 
-def _examples(cfg: PRMTrainConfig, processor, data, samples, problems) -> tuple[list[Example], int]:
+def _examples(cfg: PRMTrainConfig, processor, data, samples, problems, *, negatives: int = 0
+              ) -> tuple[list[Example], int]:
     if data is None and samples is None:
         return [], 0
     paths = load_labelled(data, samples=samples, problems=problems, labels=cfg.labels,
                           min_rollouts=cfg.min_rollouts, threshold=cfg.first_error_threshold, dedupe=cfg.dedupe)
+    if negatives:
+        made = answer_negatives(paths, RuleGrader(), per_path=negatives, seed=cfg.seed)
+        print(f"answer negatives: {len(made)} made from {len(paths)} paths")
+        paths += made
     return encode_examples(paths, get_scheme(cfg.scheme), processor, max_length=cfg.max_length)
 
 
