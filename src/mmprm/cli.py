@@ -180,7 +180,8 @@ def cmd_critic_build_data(args: argparse.Namespace) -> int:
 
     layout = "prose" if args.teacher.startswith("chat:") else args.layout
     summary = build_critic_data(args.paths, args.out, load_teacher(args.teacher, layout), layout=layout,
-                                min_rollouts=args.min_rollouts, filtered=not args.no_filter)
+                                min_rollouts=args.min_rollouts, filtered=not args.no_filter,
+                                answer_negatives=args.answer_negatives)
     print(json.dumps(summary), file=sys.stderr)
     return 0
 
@@ -340,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the simulated teacher's layout (a chat teacher writes prose)")
     p.add_argument("--min-rollouts", type=int, default=2, help="MC estimates from fewer are not trusted")
     p.add_argument("--no-filter", action="store_true", help="keep every critique that parses (the unfiltered run)")
+    p.add_argument("--answer-negatives", type=int, default=0,
+                   help="per path MC calls right, N copies with the final result changed (graded wrong)")
     p.set_defaults(func=cmd_critic_build_data)
     _stage(critic, "train", "fine-tune a chat VLM into a critic on build-data's critiques", cmd_critic_train,
            CriticTrainConfig, inputs={"--out": "the critic folder"}, section="critic", grades=False,

@@ -37,3 +37,21 @@ def test_bad_teacher_specs_and_an_output_that_is_the_input_are_refused(tmp_path,
                  str(tmp_path / "x.jsonl")]) == 2
     assert "is not sim:NOISE" in capsys.readouterr().err
     assert main(["critic", "build-data", "--paths", str(paths), "--teacher", "sim:0", "--out", str(paths)]) == 2
+
+
+def test_answer_negatives_give_the_teacher_right_paths_with_a_wrong_final_result(tmp_path):
+    paths = annotated(tmp_path)
+    out = tmp_path / "critic" / "critiques.jsonl"
+    assert main(["critic", "build-data", "--paths", str(paths), "--teacher", "sim:0", "--out", str(out),
+                 "--answer-negatives", "2"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    report = json.loads((tmp_path / "critic" / "critiques.jsonl.report.json").read_text())
+    assert report["answer_negatives"] == 2 and report["critiques"] == 20 + 2 * 10 and report["kept"] == 19 + 20
+    problems = {p.id: p for p in load_problems(tmp_path / "data" / "problems.jsonl")}
+    negatives = [r for r in records if "-negative" in r["id"]]
+    assert len(negatives) == 20
+    for r in negatives:
+        problem = problems[r["id"].split("-negative")[0].rsplit("-", 1)[0]]
+        reference = [s["text"] for s in problem.meta["reference_steps"]]
+        assert r["steps"][:2] == reference[:2] and r["steps"][2] != reference[2]
+        assert r["first_error"] == first_wrong_step(problem, r["steps"]) == 2  # the teacher and MC agree

@@ -122,15 +122,17 @@ class SimulatedTeacher:
 
 def _review(problem: Problem, step: str, correct: bool) -> StepReview:
     """A plain review in the teacher's words: what the step does, what the figure shows for it,
-    and the evidence for the verdict (the value the step states, or what its arithmetic comes
-    to), so the verdict follows from what the review says rather than repeating it."""
+    and the evidence for the verdict (the value the step states, or its arithmetic redone in
+    full, "8 + 2 = 10"), so the verdict follows from what the review says rather than
+    repeating it. The arithmetic is written out rather than as its result alone: a critic
+    that learns from it then adds next to the operands, in the form its policy adds in."""
     read = re.match(r"^\s*(?:the\s+)?(.+?)\s+is\s+(\d+)", step, re.I)
     if read:
         shown = problem.meta.get("objects", {}).get(read.group(1))
         visual = f"figure shows {shown}" if shown is not None else "not in the figure"
         return StepReview(f"read {read.group(1)}", visual, f"step says {read.group(2)}", correct)
     should = corrected_step(problem, step)
-    logic = f"comes to {should.rpartition('=')[2].strip()}" if should else "no arithmetic to check"
+    logic = should if should else "no arithmetic to check"
     return StepReview("compute", "no reading", logic, correct)
 
 
