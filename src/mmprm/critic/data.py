@@ -16,9 +16,8 @@ solutions, and a critic that seldom sees one learns to pass every final step.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 from mmprm.critic.filter import filter_critiques, mc_first_error
 from mmprm.grading import Grader, RuleGrader
