@@ -48,6 +48,24 @@ def test_without_noise_the_teacher_finds_every_first_error_and_corrects_it(solut
     assert wrong >= 60
 
 
+def test_the_teacher_redoes_arithmetic_in_full_beside_its_verdict(solutions):
+    """A review of an arithmetic step shows the step's numbers with the right result, so a
+    critic learning from it adds next to the operands rather than recalling a sum."""
+    teacher = SimulatedTeacher(0.0)
+    checked = 0
+    for problem, steps in solutions:
+        critique = SimulatedTeacher.true_critique(problem, steps)
+        for step, review in zip(steps, critique.reviews):
+            if review.intent == "compute" and "=" in step:
+                head, _, stated = step.rpartition("= ")
+                assert review.logic.startswith(head) and review.logic != step if not review.correct \
+                    else review.logic == step
+                verdict = "right" if review.correct else "wrong"
+                assert f"| {review.logic} | {verdict}" in teacher.critique(problem, steps)
+                checked += 1
+    assert checked >= 20
+
+
 @pytest.mark.parametrize("noise", [0.2, 0.4])
 def test_noise_spoils_about_that_share_of_critiques_deterministically(solutions, noise):
     teacher = SimulatedTeacher(noise, seed=3)

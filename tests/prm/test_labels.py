@@ -13,8 +13,9 @@ from mmprm.grading import RuleGrader
 from mmprm.labels import LABEL_SOURCES, get_source, label_paths, load_labelled, step_targets
 from mmprm.labels.judges import ArithmeticJudge
 from mmprm.labels.mc import advantage_labels, first_error_labels, survival_labels
-from mmprm.labels.negatives import answer_negatives
+from mmprm.labels.negatives import answer_negatives, changed_results
 from mmprm.labels.sources import LabelledPath, prefix_from_local
+from mmprm.prm.config import PRMTrainConfig
 from mmprm.types import AnnotatedPath, Problem, RecordError
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "mmprm"
@@ -152,8 +153,11 @@ def test_answer_negatives_change_the_stated_result_of_right_paths_only():
         assert negative.steps[:2] == right.steps[:2] and negative.targets == [1.0, 1.0, 0.0]
         result = negative.steps[2].rpartition("= ")[2]
         assert negative.steps[2].startswith("8 + 2 = ") and result in {"8", "9", "11", "12", "2"}
-    assert len({n.steps[2] for n in made}) == 3  # never the same replacement twice
-    assert answer_negatives([right], RuleGrader(), per_path=3) == made  # seeded
+    # seeded by (seed, problem, steps) through sha256, so the same in every process
+    assert [n.steps[2] for n in made] == ["8 + 2 = 12", "8 + 2 = 8", "8 + 2 = 9"]
+    assert changed_results(problem, ["8 + 2 = 10."], RuleGrader(), per_path=2) == ["8 + 2 = 2.", "8 + 2 = 11."]
+    assert changed_results(problem, ["A + B = 10, so the total is 10."], RuleGrader(), per_path=1)[0].startswith(
+        "A + B = 10, so the total is ")  # the last number, not an earlier one
     unsure = LabelledPath(problem, right.steps, [1.0, None, 1.0])
     wrong_answer = LabelledPath(problem, ["bar A is 8", "bar B is 2", "8 + 2 = 11"], [1.0, 1.0, 1.0])
     no_number = LabelledPath(problem, ["bar A is 8", "bar B is 2", "add them"], [1.0, 1.0, 1.0])
@@ -162,6 +166,8 @@ def test_answer_negatives_change_the_stated_result_of_right_paths_only():
     assert answer_negatives([right], RuleGrader(), per_path=0) == []
     with pytest.raises(ValueError, match="per_path"):
         answer_negatives([right], RuleGrader(), per_path=-1)
+    with pytest.raises(ValueError, match="advantage"):  # its targets are not verdicts
+        PRMTrainConfig(labels="advantage", answer_negatives=1)
 
 
 def test_prefix_labels_chain_local_verdicts():

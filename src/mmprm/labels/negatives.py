@@ -9,8 +9,14 @@ answer, becomes a negative when that number is changed to one the grader rejects
 steps before it are unchanged and still right, so its last step is the first error.
 
 This needs what MC labels need, the reference answer and the grader, and no step
-checker. The replacement numbers are generic: the result one or two off, or a number
-the solution stated earlier (a copied operand).
+checker. It assumes the last number of the last step is the solution's answer, and
+checks only that the grader accepts it before the change and rejects it after: an
+answer stated elsewhere (a box before the arithmetic) is not re-read. The replacement
+numbers are generic: the result one or two off, or a number the solution stated earlier
+(a copied operand).
+
+Measured on the default demo, it hurts both the PRM and the critic (docs/results.md); it is
+off by default and kept to reproduce those figures.
 """
 
 from __future__ import annotations
@@ -23,13 +29,15 @@ from mmprm.labels.sources import LabelledPath
 from mmprm.seeds import derive_seed
 from mmprm.types import Problem
 
-_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
+# a number standing alone: "10", "-3", "2.5", "1,000"; a sentence's full stop after it is not a decimal point
+_NUMBER = re.compile(r"(?<![\w.,])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\w|[.,]\d)")
 
 
 def answer_negatives(paths: list[LabelledPath], grader: Grader, *, per_path: int = 1,
                      seed: int = 0) -> list[LabelledPath]:
     """Up to `per_path` negatives from each right path (every target known and at least
-    0.5); the originals are not returned."""
+    0.5); the originals are not returned. For sources whose targets say right or wrong
+    (not `advantage`, whose 0.5 is "no change")."""
     out: list[LabelledPath] = []
     for path in paths:
         if path.steps and all(t is not None and t >= 0.5 for t in path.targets):
@@ -64,7 +72,7 @@ def _replacements(value: str, earlier: list[str]) -> list[str]:
     """Wrong results a solution could state: one or two off (integers), or a number it
     stated before; each once, never the value itself."""
     options: list[str] = []
-    if re.fullmatch(r"-?\d+", value):
+    if re.fullmatch(r"-?\d+", value):  # grouped thousands are left to the earlier numbers
         options += [str(int(value) + d) for d in (-2, -1, 1, 2)]
     options += [m.group() for text in earlier for m in _NUMBER.finditer(text)]
     return [v for v in dict.fromkeys(options) if v != value]

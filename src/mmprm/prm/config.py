@@ -70,6 +70,9 @@ class PRMTrainConfig:
                 raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.answer_negatives < 0:
             raise ValueError(f"answer_negatives must be at least 0, got {self.answer_negatives}")
+        if self.answer_negatives and self.labels == "advantage":
+            raise ValueError("answer_negatives labels the changed step 0 (wrong); advantage targets are not "
+                             "verdicts (0.5 means no change)")
         if self.batch_size < 1 or self.grad_accum < 1 or self.save_every < 1:
             raise ValueError("batch_size, grad_accum and save_every must be positive")
 
