@@ -11,8 +11,8 @@ in its layout; `OUT.report.json` says how many were kept and why the rest were n
 last step's stated result changed to one the grader rejects (`mmprm.labels.negatives`).
 A copy's last count is that grade, [0, 1], so MC places its first error at the last step
 (a copy where MC could not, its earlier counts missing, is not made), and the filter
-checks the teacher against it as for any path. Wrong final steps are otherwise rare in a policy's own
-solutions, and a critic that seldom sees one learns to pass every final step.
+checks the teacher against it as for any path. Wrong final steps are otherwise rare in a
+policy's own solutions, and a critic that seldom sees one learns to pass every final step.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def build_critic_data(paths_file: str | Path, out: str | Path, teacher, *, layou
     if answer_negatives < 0:
         raise ValueError(f"answer_negatives must be at least 0, got {answer_negatives}")
     refuse_input_as_output([out], [paths_file])
+    grader = grader or RuleGrader()
     rejects = RejectLog(out, echo=print)
     pairs, sources = [], {}  # sources: id(path) -> (line, critique text, problem with absolute images)
     made = 0
@@ -52,7 +53,7 @@ def build_critic_data(paths_file: str | Path, out: str | Path, teacher, *, layou
             continue
         problem = path.problem()
         problem.images = absolute_images(path.images, paths_file.parent)
-        negatives = _answer_negatives(path, problem, grader or RuleGrader(), answer_negatives, min_rollouts)
+        negatives = _answer_negatives(path, problem, grader, answer_negatives, min_rollouts)
         made += len(negatives)
         for one in [path, *negatives]:
             text = teacher.critique(problem, one.steps)
