@@ -10,8 +10,15 @@ same synthetic training problems:
   benchmark measured it before, `inflight` problems' samples a call (each
   call's batch drains before the next);
 - annotation through the policy's stream (`mmprm annotate`): MC queries join
-  the batch as they arise; generated tokens/s including grading, tree
-  bookkeeping and crash-safe writes;
+  the batch as they arise, decoded on the stream's own thread while the runner
+  grades, keeps its trees and writes; generated tokens/s including all of that;
+- the same with the engine stepping on the runner's thread (the stream before
+  its decoding thread): the runner's work pauses decoding;
+- raw generation of the annotation's own MC queries: every query a streamed
+  annotation made (recorded in an untimed run), all sent at once into one
+  stream. The same prompts and continuations, so the same prefill per
+  generated token, but no waiting on grading or on earlier queries: the
+  backend's best case for this workload;
 - annotation streamed without the prefix cache (`prefix_cache=0`: every MC
   query prefills its whole prompt, image included, as before the cache);
 - annotation by rounds: the same runner, but each round's queries sent in one
@@ -45,7 +52,7 @@ from mmprm.data import load_problems
 from mmprm.data.synth import generate_synthetic
 from mmprm.grading import RuleGrader
 from mmprm.io import load_image
-from mmprm.policy.base import Policy, Request, SamplingParams
+from mmprm.policy.base import Policy, Request, SampleStream, SamplingParams
 from mmprm.policy.hf import HFPolicy
 from mmprm.policy.prompt import build_messages
 
@@ -60,6 +67,40 @@ class Rounds(Policy):
 
     def sample_batch(self, requests, params):
         return self.inner.sample_batch(requests, params)
+
+
+class CallerThread(Rounds):
+    """The hf backend's stream, its engine stepping on the caller's thread."""
+
+    def stream(self):
+        return self.inner.stream(background=False)
+
+
+class Recording(Rounds):
+    """The backend's own stream, each submitted query kept in `queries`."""
+
+    def __init__(self, inner: Policy):
+        super().__init__(inner)
+        self.queries: list[tuple[Request, SamplingParams]] = []
+
+    def stream(self):
+        inner, queries = self.inner.stream(), self.queries
+
+        class Recorded(SampleStream):
+            def submit(self, key, request, params):
+                queries.append((request, params))
+                inner.submit(key, request, params)
+
+            def __len__(self):
+                return len(inner)
+
+            def completed(self):
+                return inner.completed()
+
+            def close(self):
+                inner.close()
+
+        return Recorded(self)
 
 
 def generate_baseline(policy: HFPolicy, problems, params: SamplingParams) -> tuple[int, str]:
@@ -99,6 +140,9 @@ def main() -> None:
         # warm-up, not timed: the engine, and the grader's math-verify worker (a process that takes a second to start)
         RuleGrader().grade("1/2", "0.5")
         annotate(problems[:4], policy, RuleGrader(), f"{tmp}/warm-up", DEMO, inflight=args.inflight, progress=False)
+        recording = Recording(policy)
+        annotate(problems, recording, RuleGrader(), f"{tmp}/recorded", DEMO, inflight=args.inflight, progress=False)
+
         def raw_one_stream():
             out = policy.sample_batch([Request(p) for p in problems], params)
             return sum(c.completion_tokens for conts in out for c in conts), ""
@@ -110,6 +154,15 @@ def main() -> None:
                 tokens += sum(c.completion_tokens for conts in out for c in conts)
             return tokens, ""
 
+        def raw_same_queries():
+            stream, tokens = policy.stream(), 0
+            for key, (request, query_params) in enumerate(recording.queries):
+                stream.submit(key, request, query_params)
+            while len(stream):
+                tokens += sum(c.completion_tokens for _, conts in stream.completed() for c in conts)
+            stream.close()
+            return tokens, f"{len(recording.queries)} queries"
+
         def annotation(backend, folder):
             def run():
                 stats = annotate(problems, backend, RuleGrader(), f"{tmp}/{folder}{len(os.listdir(tmp))}", DEMO,
@@ -120,7 +173,9 @@ def main() -> None:
         measures = {
             "raw generation (one stream)": raw_one_stream,
             f"raw, {args.inflight} problems a call": raw_by_calls,
+            "raw, the annotation's queries at once": raw_same_queries,
             "annotation, streamed": annotation(policy, "streamed"),
+            "annotation, streamed, engine on the runner's thread": annotation(CallerThread(policy), "caller"),
             "annotation, streamed, no prefix cache": annotation(uncached, "uncached"),
             "annotation, by rounds": annotation(Rounds(policy), "rounds"),
             "raw, transformers generate (static batches)": lambda: generate_baseline(policy, problems, params),
@@ -135,11 +190,13 @@ def main() -> None:
                     best[name] = (tokens, seconds, note)
         rows = [(name, *best[name]) for name in measures]
     raw = rows[0][1] / rows[0][2]
+    same = rows[2][1] / rows[2][2]
     print(f"\npolicy {args.policy}, {args.problems} problems, k={DEMO.k}, {args.batch} rows in flight, "
-          f"{args.inflight} problems in flight, one thread, best of {args.repeats}")
-    print(f"{'':46} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'/ raw':>6}")
+          f"{args.inflight} problems in flight, one torch thread, best of {args.repeats}")
+    print(f"{'':52} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'/ raw':>6} {'/ same':>6}")
     for name, tokens, seconds, note in rows:
-        print(f"{name:46} {tokens:>7} {seconds:>8.2f} {tokens / seconds:>9.0f} {tokens / seconds / raw:>6.2f}  {note}")
+        print(f"{name:52} {tokens:>7} {seconds:>8.2f} {tokens / seconds:>9.0f} {tokens / seconds / raw:>6.2f} "
+              f"{tokens / seconds / same:>6.2f}  {note}")
 
 
 if __name__ == "__main__":
