@@ -10,10 +10,8 @@ same synthetic training problems:
   benchmark measured it before, `inflight` problems' samples a call (each
   call's batch drains before the next);
 - annotation through the policy's stream (`mmprm annotate`): MC queries join
-  the batch as they arise, decoded on the stream's own thread while the runner
-  grades, keeps its trees and writes; generated tokens/s including all of that;
-- the same with the engine stepping on the runner's thread (the stream before
-  its decoding thread): the runner's work pauses decoding;
+  the batch as they arise; generated tokens/s including grading, tree
+  bookkeeping and crash-safe writes;
 - raw generation of the annotation's own MC queries: every query a streamed
   annotation made (recorded in an untimed run), all sent at once into one
   stream. The same prompts and continuations, so the same prefill per
@@ -67,13 +65,6 @@ class Rounds(Policy):
 
     def sample_batch(self, requests, params):
         return self.inner.sample_batch(requests, params)
-
-
-class CallerThread(Rounds):
-    """The hf backend's stream, its engine stepping on the caller's thread."""
-
-    def stream(self):
-        return self.inner.stream(background=False)
 
 
 class Recording(Rounds):
@@ -175,7 +166,6 @@ def main() -> None:
             f"raw, {args.inflight} problems a call": raw_by_calls,
             "raw, the annotation's queries at once": raw_same_queries,
             "annotation, streamed": annotation(policy, "streamed"),
-            "annotation, streamed, engine on the runner's thread": annotation(CallerThread(policy), "caller"),
             "annotation, streamed, no prefix cache": annotation(uncached, "uncached"),
             "annotation, by rounds": annotation(Rounds(policy), "rounds"),
             "raw, transformers generate (static batches)": lambda: generate_baseline(policy, problems, params),

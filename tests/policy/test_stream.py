@@ -8,7 +8,6 @@ trees that round-by-round annotation gives.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -48,7 +47,7 @@ def test_a_request_joining_a_running_batch_gets_what_it_gets_alone(policy, probl
     first = [(Request(problems[0], seed=10), sampled), (Request(problems[1]), greedy)]
     later = [(Request(problems[2], ["bar A is 3"], seed=11), sampled), (Request(problems[3]), stopped),
              (Request(problems[4], seed=12), sampled)]
-    stream = policy.stream(background=False)  # steps only inside `completed`, so "mid-way" is exact
+    stream = policy.stream()
     for key, (request, params) in enumerate(first):
         stream.submit(key, request, params)
     results = dict(stream.completed())  # the greedy request ends first; the sampled rows are mid-way
@@ -63,45 +62,6 @@ def test_a_request_joining_a_running_batch_gets_what_it_gets_alone(policy, probl
         assert _texts(results[key]) == _texts(alone), key
     assert len(results[0]) == 3 and len(set(_texts(results[0]))) > 1
     assert all(c.text.count("+") == 0 and c.completion_tokens < 40 for c in results[3])  # ended at the stop string
-
-
-def test_the_decoding_thread_returns_what_each_request_gets_alone(policy, problems):
-    """The stream's own thread decodes while the caller works: requests submitted
-    between `completed` calls, however the thread has moved on meanwhile, get their
-    samples alone; closing stops the thread."""
-    params = SamplingParams(n=2, temperature=1.0, max_tokens=40, seed=5)
-    requests = [Request(p, prefix, seed=20 + i) for i, p in enumerate(problems[:6])
-                for prefix in ([], ["bar A is 3"])]
-    stream = policy.stream()
-    results = {}
-    for key, request in enumerate(requests):
-        stream.submit(key, request, params)
-        if key % 3 == 2:
-            results.update(stream.completed())
-    while len(stream):
-        results.update(stream.completed())
-    assert stream.completed() == []
-    assert sorted(results) == list(range(len(requests)))
-    alone = policy.sample_batch(requests, params)
-    assert [_texts(results[k]) for k in range(len(requests))] == [_texts(a) for a in alone]
-    thread = stream._thread
-    assert thread.is_alive()
-    stream.close()
-    assert not thread.is_alive()
-
-
-@pytest.mark.parametrize("background", [True, False])
-def test_a_failed_decoding_step_reaches_the_caller_then_the_stream_refuses(policy, problems, tmp_path, background):
-    """An image that cannot be read fails inside the engine; the caller gets that error,
-    not a hang, and the stream then says its requests were lost."""
-    broken = dataclasses.replace(problems[0], images=[str(tmp_path / "missing.png")])
-    stream = policy.stream(background=background)
-    stream.submit("broken", Request(broken), SamplingParams(temperature=0, max_tokens=8))
-    with pytest.raises(Exception, match="missing.png"):
-        stream.completed()
-    with pytest.raises(RuntimeError, match="requests were lost"):
-        stream.completed()
-    stream.close()
 
 
 def test_rows_never_exceed_the_batch_and_freed_rows_are_refilled(policy, problems):

@@ -11,7 +11,6 @@ template's generation prompt, which works with any chat template.
 from __future__ import annotations
 
 import random
-import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -68,8 +67,8 @@ class HFPolicy(Policy):
         outs = self.run_jobs([self.request_job(i, r, params) for i, r in enumerate(requests)])
         return [[_continuation(g, r) for g in gens] for r, gens in zip(requests, outs)]
 
-    def stream(self, *, background: bool = True) -> SampleStream:
-        return HFStream(self, background=background)
+    def stream(self) -> SampleStream:
+        return HFStream(self)
 
     # ---- lower level: chat messages and raw prompts -----------------------
 
@@ -173,108 +172,36 @@ def _normalise(message: dict) -> dict:
 
 
 class HFStream(SampleStream):
-    """Requests decoded by one continuous batcher on a thread of its own.
+    """Requests decoded by one continuous batcher: a request submitted while
+    others decode joins their batch as soon as rows free."""
 
-    A request submitted while others decode joins their batch as soon as rows
-    free. Why a thread: the caller's work on finished requests (the annotation
-    runner's grading, tree bookkeeping and crash-safe writes) then overlaps
-    decoding instead of pausing it, as it would with a server in another
-    process. Decoding releases the interpreter lock inside torch's kernels, so
-    the two share a machine's cores. With `background=False` the engine steps
-    on the caller's thread inside `completed` (what this stream did before;
-    kept to measure the overlap against). Results do not depend on which: a
-    request's samples depend on its seed, not on what else is in the batch.
-    """
-
-    def __init__(self, policy: HFPolicy, *, background: bool = True):
+    def __init__(self, policy: HFPolicy):
         super().__init__(policy)
         self.engine = policy.batcher()
         self.requests: dict[object, Request] = {}
-        self._signal = threading.Condition()
-        self._arrived: list[Job] = []  # submitted, not yet handed to the engine
-        self._finished: list[Job] = []  # finished, not yet returned
-        self._failure: BaseException | None = None
-        self._reported = self._closing = False
-        self._thread = threading.Thread(target=self._decode, name="mmprm-decode", daemon=True) if background else None
-        if self._thread:
-            self._thread.start()
 
     def submit(self, key: object, request: Request, params: SamplingParams) -> None:
-        job = self.policy.request_job(key, request, params)  # renders here: a bad request fails its caller
+        self.engine.add(self.policy.request_job(key, request, params))
         self.requests[key] = request
-        with self._signal:
-            self._arrived.append(job)
-            self._signal.notify_all()
 
     def __len__(self) -> int:
         return len(self.requests)
 
     def completed(self) -> list[tuple[object, list[Continuation]]]:
-        if not self.requests:
-            return []
-        if self._thread is None:
-            self._step_until_some_finish()
-        with self._signal:
-            while not self._finished and self._failure is None:
-                self._signal.wait()
-            finished, self._finished = self._finished, []
-            failure = self._failure
-        if not finished:
-            if self._reported:
-                raise RuntimeError("requests were lost when a decoding step failed; open a new stream")
-            self._reported = True
-            raise failure
-        done = []
-        for job in finished:
-            request = self.requests.pop(job.key)
-            done.append((job.key, [_continuation(g, request) for g in all_samples(job)]))
-        return done
+        if self.requests and self.engine.idle:
+            raise RuntimeError("requests were lost when a decoding step failed; open a new stream")
+        while not self.engine.idle:
+            if finished := self.engine.step():
+                done = []
+                for job in finished:
+                    request = self.requests.pop(job.key)
+                    done.append((job.key, [_continuation(g, request) for g in all_samples(job)]))
+                return done
+        return []
 
     def close(self) -> None:
-        """Stops decoding (the step under way ends first) and drops what is pending."""
-        with self._signal:
-            self._closing = True
-            self._signal.notify_all()
-        if self._thread:
-            self._thread.join()
+        self.engine = self.policy.batcher()
         self.requests.clear()
-
-    def _decode(self) -> None:
-        """The engine's thread: admits what arrived, steps, hands back what finished."""
-        try:
-            while True:
-                with self._signal:
-                    while not (self._arrived or self._closing) and self.engine.idle:
-                        self._signal.wait()
-                    if self._closing:
-                        return
-                    self._take_arrivals()
-                if finished := self.engine.step():
-                    with self._signal:
-                        self._finished.extend(finished)
-                        self._signal.notify_all()
-        except BaseException as failure:  # reported to the caller, whose requests are lost
-            with self._signal:
-                self._failure = failure
-                self._signal.notify_all()
-
-    def _step_until_some_finish(self) -> None:
-        """The engine stepped on the caller's thread (`background=False`)."""
-        if self._failure is not None:
-            return
-        self._take_arrivals()
-        try:
-            while not self.engine.idle:
-                if finished := self.engine.step():
-                    self._finished.extend(finished)
-                    return
-        except Exception as failure:
-            self._failure = failure
-
-    def _take_arrivals(self) -> None:
-        for job in self._arrived:
-            self.engine.add(job)
-        self._arrived.clear()
 
 
 def _not_empty(prompt: str) -> str:
