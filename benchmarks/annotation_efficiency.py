@@ -20,9 +20,14 @@ answered by rollouts drawn one at a time and stopped once settled),
 `survival 0.5` (a sequential test of the prefix's MC between the root's MC and
 half of it; the root over 32 rollouts; a prefix's wrong rollouts seed searches
 only if they show 3/4 of the root's MC), the same without the unchecked
-last-step blame, and `survival 0.4`.
+last-step blame, `survival 0.4`, and `floor 0.05` (a sequential test of the prefix's
+MC between what a right prefix keeps at its depth and a floor of 0.05, error 0.005;
+prefixes on track drawn up to k where the root's MC is at most 0.5; 8 more root
+rollouts whenever the pool runs dry; no label completion: its labels are the MC over
+the rollouts each state drew, so "with labels" equals the search figure).
 
 Run by hand:  .venv/bin/python benchmarks/annotation_efficiency.py [--problems 200]
+    [--variants "mm-prm rule,floor 0.05"] [--luck 0] [--root-mc 0.7] [--lengths 4,8]
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ VARIANTS = {
     "survival 0.5, no free blame": replace(MM_PRM, wave=1, decision="survival", survival=0.5, root_k=32,
                                            blame_last_step=False),
     "survival 0.4": replace(MM_PRM, wave=1, decision="survival", survival=0.4, root_k=32),
+    "floor 0.05": replace(MM_PRM, wave=1, decision="floor", floor=0.05, decision_error=0.005, fill_below=0.5,
+                          refill=8, complete_labels=False),
 }
 
 
@@ -85,23 +92,31 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--problems", type=int, default=200)
     ap.add_argument("--words", type=int, default=30)
+    ap.add_argument("--variants", default=None, help="comma-separated variant names (default: all)")
+    ap.add_argument("--luck", default="0,0.1,0.25", help="comma-separated luck values")
+    ap.add_argument("--root-mc", default="0.7,0.25", help="comma-separated root MC values")
+    ap.add_argument("--lengths", default="4,8,12", help="comma-separated solution lengths")
     args = ap.parse_args()
+    chosen = args.variants.split(",") if args.variants else list(VARIANTS)
+    unknown = [name for name in chosen if name not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
     results = []
     start = time.time()
-    for luck in (0.0, 0.1, 0.25):
-        for root_mc in (0.7, 0.25):
+    for luck in [float(x) for x in args.luck.split(",")]:
+        for root_mc in [float(x) for x in args.root_mc.split(",")]:
             if root_mc <= luck:
                 continue
-            for length in (4, 8, 12):
+            for length in [int(x) for x in args.lengths.split(",")]:
                 policy = SimulatedPolicy(steps=length, error=step_error(length, root_mc, luck), lucky=luck,
                                          words=args.words)
                 problems = [Problem(f"q{i}", "What is it?", "42", meta={"n_steps": length})
                             for i in range(args.problems)]
                 row = {"luck": luck, "root_mc": root_mc, "L": length}
-                for name, cfg in VARIANTS.items():
-                    row[name] = run(policy, problems, cfg)
-                base = row["mm-prm rule"]["located_per_100"]
-                for name in VARIANTS:
+                for name in chosen:
+                    row[name] = run(policy, problems, VARIANTS[name])
+                base = row["mm-prm rule"]["located_per_100"] if "mm-prm rule" in row else None
+                for name in chosen:
                     row[name]["gain"] = round(row[name]["located_per_100"] / base, 2) if base else None
                 results.append(row)
                 print(json.dumps(row), flush=True)

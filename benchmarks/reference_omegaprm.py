@@ -40,7 +40,7 @@ from mmprm.policy.simulated import SimulatedPolicy, true_first_error
 from mmprm.types import Problem
 
 ANSWER = " | answer "
-PROJECT = {name: VARIANTS[name] for name in ("mm-prm rule", "curtailed", "survival 0.5")}
+PROJECT = {name: VARIANTS[name] for name in ("mm-prm rule", "curtailed", "survival 0.5", "floor 0.05")}
 
 
 def load_reference(path: Path):
@@ -136,6 +136,8 @@ def main() -> None:
                     row[name] = run(policy, problems, cfg)
                     ref = row["reference"]["located_per_100"]
                     row[name]["vs_reference"] = round(row[name]["located_per_100"] / ref, 2) if ref else None
+                    row[name]["vs_reference_with_labels"] = \
+                        round(row[name]["located_per_100_with_labels"] / ref, 2) if ref else None
                 print(json.dumps(row), flush=True)
     print(json.dumps({"seconds": round(time.time() - start, 1), "problems": args.problems}))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from mmprm.config import from_recipe, setting
 
 PATH_KINDS = ("traversal", "rollouts", "both")
-DECISIONS = ("any", "survival")
+DECISIONS = ("any", "survival", "floor")
 
 
 @dataclass
@@ -25,19 +25,28 @@ class AnnotateConfig:
     c_puct: float = setting(0.125, "U = c_puct * sqrt(sum N) / (1 + N(s))")
     max_searches: int = setting(100, "binary searches per problem", aliases=("--searches",))
     decision: str = setting("any", "when a prefix counts as still on track in the binary search: any (MC > 0, "
-                            "MM-PRM's rule) or survival (a sequential test of the prefix's MC between the root's "
+                            "MM-PRM's rule), survival (a sequential test of the prefix's MC between the root's "
                             "MC and `survival` times it: holds up where wrong steps can still reach the answer "
-                            "by luck or guessing)", choices=DECISIONS)
+                            "by luck or guessing) or floor (a sequential test between the MC a right prefix keeps "
+                            "at its depth, root MC ^ (steps left / steps), and `floor`, the MC a wrong one keeps "
+                            "by luck: cheap where wrong steps rarely reach the answer)", choices=DECISIONS)
     survival: float = setting(0.5, "decision survival: a prefix's MC is tested against the root's MC and "
                               "this share of it")
-    decision_error: float = setting(0.1, "decision survival: the sequential test's chance of either mistake")
-    decision_max: int = setting(32, "decision survival: the most rollouts one decision draws")
-    pool_survival: float = setting(0.75, "decision survival: the share of the root's MC a prefix's rollouts "
-                                   "must show before its wrong rollouts seed searches")
+    floor: float = setting(0.05, "decision floor: the MC a wrong prefix is taken to keep by luck or guessing (at "
+                           "most `survival` times a right one's); at 0 one right rollout settles \"on track\", "
+                           "which a lucky answer then fools")
+    decision_error: float = setting(0.1, "decision survival or floor: the sequential test's chance of either mistake")
+    decision_max: int = setting(32, "decision survival or floor: the most rollouts one decision draws")
+    pool_survival: float = setting(0.75, "decision survival or floor (above 0): the share of the root's MC a "
+                                   "prefix's rollouts must show before its wrong rollouts seed searches")
     root_k: int = setting(0, "rollouts for the root's MC (0: k); decision survival measures against it, so "
                           "a root MC off by chance misjudges every prefix of the problem")
     wave: int = setting(0, "rollouts drawn at a time in the binary search, stopping once the decision is "
                         "settled (0: all k at once, as MM-PRM)")
+    fill_below: float = setting(0.0, "with wave: where the root's MC is at most this, a prefix found on track is "
+                                "drawn up to k after its decision, and its wrong rollouts seed searches (0: never)")
+    refill: int = setting(0, "when no wrong rollout is left to search, draw this many more from the root and go "
+                          "on while budget and searches last (0: stop there, as MM-PRM)")
     complete_labels: bool = setting(True, "with wave: draw the estimates that stopped early up to k after the "
                                     "search, so every MC label is over k rollouts")
     blame_last_step: bool = setting(True, "a wrong rollout whose prefix before its last step is on track has "
@@ -72,6 +81,9 @@ class AnnotateConfig:
         if not 0 < self.survival < 1 or not 0 < self.pool_survival <= 1:
             raise ValueError(f"survival must be in (0, 1) and pool_survival in (0, 1], got {self.survival}, "
                              f"{self.pool_survival}")
+        if not 0 <= self.floor < 1 or not 0 <= self.fill_below <= 1 or self.refill < 0:
+            raise ValueError(f"need 0 <= floor < 1, 0 <= fill_below <= 1 and refill >= 0, got {self.floor}, "
+                             f"{self.fill_below}, {self.refill}")
         if not 0 < self.decision_error < 0.5 or self.decision_max < 1:
             raise ValueError(f"need 0 < decision_error < 0.5 and decision_max >= 1, got {self.decision_error}, "
                              f"{self.decision_max}")

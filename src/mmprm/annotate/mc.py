@@ -67,18 +67,26 @@ def sequential_test(tree: Tree, state: State, problem: Problem, grader: Grader, 
     test, drawing in waves until the evidence crosses a boundary set by `cfg.decision_error`
     (the chance of either mistake), or up to `cfg.decision_max` rollouts or the end of the
     problem's budget, where the likelier side wins. Clear cases settle in a few rollouts,
-    close ones take more."""
+    close ones take more. With p0 = 0 one right rollout settles it for p1 (a state at MC 0
+    never draws one), and failures alone for p0 once a state at p1 would rarely show them all."""
     wave = cfg.wave or cfg.k
     bound = math.log((1 - cfg.decision_error) / cfg.decision_error)
-    per_right, per_wrong = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
+    per_right = math.log(p1 / p0) if p0 > 0 else math.inf
+    per_wrong = math.log((1 - p1) / (1 - p0)) if p1 < 1 else -math.inf
     while True:
         if state.mc is not None and not state.rollouts:  # given without rollouts
             return state.mc >= (p0 + p1) / 2
         right, drawn = sum(r.correct for r in state.rollouts), len(state.rollouts)
-        evidence = right * per_right + (drawn - right) * per_wrong
+        evidence = (right * per_right if right else 0.0) + ((drawn - right) * per_wrong if drawn > right else 0.0)
         if abs(evidence) >= bound or drawn >= cfg.decision_max or (drawn and tree.rollouts >= cfg.rollout_budget):
             return evidence > 0  # settled, at the cap, or out of budget: the likelier side
         yield from _draw(tree, state, problem, grader, cfg, min(wave, cfg.decision_max - drawn))
+
+
+def draw(tree: Tree, state: State, problem: Problem, grader: Grader, cfg: AnnotateConfig, n: int,
+         ) -> Generator[MCQuery, list[Continuation], None]:
+    """n more rollouts from the state's prefix, whatever it already holds."""
+    yield from _draw(tree, state, problem, grader, cfg, n)
 
 
 def _draw(tree: Tree, state: State, problem: Problem, grader: Grader, cfg: AnnotateConfig, n: int,
