@@ -60,7 +60,7 @@ def right_prefix_mc(root_mc: float, depth: int, steps: int) -> float:
 
 def still_on_track(tree: Tree, child: State, root_mc: float, problem: Problem, grader: Grader,
                    cfg: AnnotateConfig, steps: int = 0) -> Annotation:
-    """The binary search's question about `child`, a prefix of a path of `steps` steps.
+    """The binary search's question about `child`, a prefix of a path of `steps` steps (0: unknown).
     `any`: one right rollout of k (MM-PRM's MC > 0), answered by as few rollouts as settle
     it. `survival`: is the prefix's MC nearer the root's (a prefix of right steps keeps at
     least that) than `survival` times it (where a wrong prefix's luck or guessing leaves
@@ -71,7 +71,7 @@ def still_on_track(tree: Tree, child: State, root_mc: float, problem: Problem, g
         return (yield from on_track(tree, child, problem, grader, cfg, 1))
     if cfg.decision == "survival":
         return (yield from sequential_test(tree, child, problem, grader, cfg, root_mc, cfg.survival * root_mc))
-    p1 = right_prefix_mc(root_mc, len(child.steps), max(steps, len(child.steps)))
+    p1 = right_prefix_mc(root_mc, len(child.steps), steps) if steps else root_mc  # no length: the root's
     return (yield from sequential_test(tree, child, problem, grader, cfg, p1, min(cfg.floor, cfg.survival * p1)))
 
 
