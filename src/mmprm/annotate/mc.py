@@ -38,7 +38,7 @@ def estimate(tree: Tree, state: State, problem: Problem, grader: Grader, cfg: An
     rollouts (a wrong rollout's end) keeps it."""
     if state.mc is not None and (not state.rollouts or len(state.rollouts) >= cfg.k):
         return state.mc
-    yield from _draw(tree, state, problem, grader, cfg, cfg.k - len(state.rollouts))
+    yield from draw(tree, state, problem, grader, cfg, cfg.k - len(state.rollouts))
     return state.mc
 
 
@@ -58,7 +58,7 @@ def on_track(tree: Tree, state: State, problem: Problem, grader: Grader, cfg: An
             return True
         if right + cfg.k - drawn < needed or (drawn and tree.rollouts >= cfg.rollout_budget):
             return False  # settled, or out of budget with too few right
-        yield from _draw(tree, state, problem, grader, cfg, min(wave, cfg.k - drawn))
+        yield from draw(tree, state, problem, grader, cfg, min(wave, cfg.k - drawn))
 
 
 def sequential_test(tree: Tree, state: State, problem: Problem, grader: Grader, cfg: AnnotateConfig, p1: float,
@@ -80,17 +80,11 @@ def sequential_test(tree: Tree, state: State, problem: Problem, grader: Grader, 
         evidence = (right * per_right if right else 0.0) + ((drawn - right) * per_wrong if drawn > right else 0.0)
         if abs(evidence) >= bound or drawn >= cfg.decision_max or (drawn and tree.rollouts >= cfg.rollout_budget):
             return evidence > 0  # settled, at the cap, or out of budget: the likelier side
-        yield from _draw(tree, state, problem, grader, cfg, min(wave, cfg.decision_max - drawn))
+        yield from draw(tree, state, problem, grader, cfg, min(wave, cfg.decision_max - drawn))
 
 
 def draw(tree: Tree, state: State, problem: Problem, grader: Grader, cfg: AnnotateConfig, n: int,
          ) -> Generator[MCQuery, list[Continuation], None]:
-    """n more rollouts from the state's prefix, whatever it already holds."""
-    yield from _draw(tree, state, problem, grader, cfg, n)
-
-
-def _draw(tree: Tree, state: State, problem: Problem, grader: Grader, cfg: AnnotateConfig, n: int,
-          ) -> Generator[MCQuery, list[Continuation], None]:
     """n more rollouts from the state's prefix; the first draw of a state has the seed a
     full estimate always had, later ones a seed of their own."""
     drawn = len(state.rollouts)
