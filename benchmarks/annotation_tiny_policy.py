@@ -37,6 +37,8 @@ VARIANTS = {
     "mm-prm rule (the demo's)": DEMO,
     "curtailed": replace(DEMO, wave=1),
     "survival 0.5": replace(DEMO, wave=1, decision="survival", root_k=32),
+    "floor 0.05": replace(DEMO, wave=1, decision="floor", floor=0.05, decision_error=0.005, fill_below=0.5,
+                          refill=8, complete_labels=False),
 }
 
 
