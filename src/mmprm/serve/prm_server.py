@@ -287,6 +287,10 @@ def error_response(status: int, message: str, headers: dict | None = None, **det
 
 # ---- before the app: key, concurrency, body -------------------------------------
 
+# A body refused before it was read whole leaves the rest of it on the connection, where
+# it would be parsed as the next request: the connection is closed after the answer.
+UNREAD_BODY = {"Connection": "close"}
+
 class Gate:
     """ASGI middleware in front of the app: checks the bearer token, bounds the requests
     inside, and reads each body whole (bounded in size and time) before the app sees it,
@@ -343,7 +347,7 @@ class Gate:
         except TimeoutError:
             self.counts["slow_408"] += 1
             return await error_response(408, f"the request body did not arrive within {self.cfg.body_timeout:g} s "
-                                             "(--body-timeout)", limit="body_timeout",
+                                             "(--body-timeout)", headers=UNREAD_BODY, limit="body_timeout",
                                         value=self.cfg.body_timeout)(scope, receive, send)
         sent = False
 
@@ -359,7 +363,7 @@ class Gate:
     async def _too_large(self, scope, receive, send, size: int) -> None:
         self.counts["too_large_413"] += 1
         await error_response(413, over_limit("the request body in bytes", size, self.cfg.max_body_bytes,
-                                             "max_body_bytes"), limit="max_body_bytes",
+                                             "max_body_bytes"), headers=UNREAD_BODY, limit="max_body_bytes",
                              value=self.cfg.max_body_bytes)(scope, receive, send)
 
     def _authorized(self, scope) -> bool:
