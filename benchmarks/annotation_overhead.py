@@ -67,31 +67,36 @@ class Rounds(Policy):
         return self.inner.sample_batch(requests, params)
 
 
-class Recording(Rounds):
+class Recording(Policy):
     """The backend's own stream, each submitted query kept in `queries`."""
 
     def __init__(self, inner: Policy):
-        super().__init__(inner)
+        self.inner, self.name = inner, inner.name
         self.queries: list[tuple[Request, SamplingParams]] = []
 
     def stream(self):
-        inner, queries = self.inner.stream(), self.queries
+        return RecordingStream(self, self.inner.stream())
 
-        class Recorded(SampleStream):
-            def submit(self, key, request, params):
-                queries.append((request, params))
-                inner.submit(key, request, params)
 
-            def __len__(self):
-                return len(inner)
+class RecordingStream(SampleStream):
+    """Passes every request to the inner stream, noting it in the policy's `queries` first."""
 
-            def completed(self):
-                return inner.completed()
+    def __init__(self, policy: Recording, inner: SampleStream):
+        super().__init__(policy)
+        self.inner = inner
 
-            def close(self):
-                inner.close()
+    def submit(self, key, request, params):
+        self.policy.queries.append((request, params))
+        self.inner.submit(key, request, params)
 
-        return Recorded(self)
+    def __len__(self):
+        return len(self.inner)
+
+    def completed(self):
+        return self.inner.completed()
+
+    def close(self):
+        self.inner.close()
 
 
 def generate_baseline(policy: HFPolicy, problems, params: SamplingParams) -> tuple[int, str]:
