@@ -9,19 +9,20 @@ same synthetic training problems:
   backend's best case (one continuous batch, nothing else to do); and, as this
   benchmark measured it before, `inflight` problems' samples a call (each
   call's batch drains before the next);
-- annotation through the policy's stream (`mmprm annotate`): MC queries join
-  the batch as they arise; generated tokens/s including grading, tree
-  bookkeeping and crash-safe writes;
-- raw generation of the annotation's own MC queries: every query a streamed
+- annotation through the hf backend's stream, either way it can run
+  (`HFPolicy(streaming=...)`): by rounds (what was submitted between two
+  `completed` calls decodes as one batch: "auto" on a CPU), and continuous
+  (MC queries join the running batch as they arise: "auto" on CUDA);
+  generated tokens/s including grading, tree bookkeeping and crash-safe writes;
+- raw generation of the annotation's own MC queries: every query an
   annotation made (recorded in an untimed run), all sent at once into one
   stream. The same prompts and continuations, so the same prefill per
   generated token, but no waiting on grading or on earlier queries: the
   backend's best case for this workload;
-- annotation streamed without the prefix cache (`prefix_cache=0`: every MC
+- annotation by rounds without the prefix cache (`prefix_cache=0`: every MC
   query prefills its whole prompt, image included, as before the cache);
-- annotation by rounds: the same runner, but each round's queries sent in one
-  `sample_batch` and the next round only after the slowest (the runner before
-  streams);
+- annotation through the default stream (one `sample_batch` per round and
+  distinct settings, a fresh batch each: the runner before streams);
 - `transformers` `generate` in static batches of 64, the backend before
   continuous batching, as a reference for raw generation.
 
@@ -29,8 +30,10 @@ Deeper MC queries have longer prompts and shorter continuations than root
 samples, so annotation does more prefill per generated token; the ratio
 annotation / raw includes that.
 
-Each row is the best of `--repeats` runs, interleaved (timings on a shared
-machine vary by 10-15% from run to run).
+Rows run interleaved, `--repeats` times. The machine's speed drifts by up to
+30% within minutes, so a best-of-n per row compares rows timed at different
+speeds; the ratios are taken within each repeat (a row against the baseline
+timed just before it) and their median reported, with the range.
 
 Run by hand:  .venv/bin/python benchmarks/annotation_overhead.py [--problems 96] [--repeats 3]
 """
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 
@@ -58,7 +62,7 @@ DEMO = AnnotateConfig(k=8, max_searches=6, rollout_budget=120, max_tokens=96, pa
 
 
 class Rounds(Policy):
-    """The backend seen through the default stream: one `sample_batch` per round of queries."""
+    """The backend seen through the default stream: one `sample_batch` per round and settings."""
 
     def __init__(self, inner: Policy):
         self.inner, self.name = inner, inner.name
@@ -124,11 +128,12 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=96)
     parser.add_argument("--batch", type=int, default=64, help="rows in flight (the demo's policy_batch)")
     parser.add_argument("--inflight", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3, help="each row's best of this many runs")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of every row, interleaved")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    policy = HFPolicy(args.policy, batch_size=args.batch)
-    uncached = HFPolicy(args.policy, batch_size=args.batch, prefix_cache=0)
+    policy = HFPolicy(args.policy, batch_size=args.batch, streaming="rounds")
+    continuous = HFPolicy(args.policy, batch_size=args.batch, streaming="continuous")
+    uncached = HFPolicy(args.policy, batch_size=args.batch, streaming="rounds", prefix_cache=0)
     params = SamplingParams(n=DEMO.k, temperature=DEMO.temperature, max_tokens=DEMO.max_tokens, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         problems = load_problems(generate_synthetic(args.problems, 1000, tmp, split="train", families=["bartotal"],
@@ -170,29 +175,34 @@ def main() -> None:
             "raw generation (one stream)": raw_one_stream,
             f"raw, {args.inflight} problems a call": raw_by_calls,
             "raw, the annotation's queries at once": raw_same_queries,
-            "annotation, streamed": annotation(policy, "streamed"),
-            "annotation, streamed, no prefix cache": annotation(uncached, "uncached"),
-            "annotation, by rounds": annotation(Rounds(policy), "rounds"),
+            "annotation, hf stream by rounds (auto on CPU)": annotation(policy, "rounds"),
+            "annotation, hf stream continuous (auto on CUDA)": annotation(continuous, "continuous"),
+            "annotation, by rounds, no prefix cache": annotation(uncached, "uncached"),
+            "annotation, default stream (sample_batch a round)": annotation(Rounds(policy), "default"),
             "raw, transformers generate (static batches)": lambda: generate_baseline(policy, problems, params),
         }
-        best: dict[str, tuple[int, float, str]] = {}
+        runs: dict[str, list[tuple[int, float, str]]] = {name: [] for name in measures}
         for _ in range(args.repeats):  # interleaved, so drift in the machine's speed hits every row alike
             for name, measure in measures.items():
                 start = time.perf_counter()
                 tokens, note = measure()
-                seconds = time.perf_counter() - start
-                if name not in best or seconds < best[name][1]:
-                    best[name] = (tokens, seconds, note)
-        rows = [(name, *best[name]) for name in measures]
-    raw = rows[0][1] / rows[0][2]
-    same = rows[2][1] / rows[2][2]
-    print(f"\npolicy {args.policy}, {args.problems} problems, k={DEMO.k}, {args.batch} rows in flight, "
-          f"{args.inflight} problems in flight, one torch thread, best of {args.repeats}")
-    print(f"{'':52} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'/ raw':>6} {'/ same':>6}")
-    for name, tokens, seconds, note in rows:
-        print(f"{name:52} {tokens:>7} {seconds:>8.2f} {tokens / seconds:>9.0f} {tokens / seconds / raw:>6.2f} "
-              f"{tokens / seconds / same:>6.2f}  {note}")
+                runs[name].append((tokens, time.perf_counter() - start, note))
+    names = list(measures)
+    rate = {name: [tokens / seconds for tokens, seconds, _ in runs[name]] for name in names}
 
+    def ratios(name: str, base: str) -> str:
+        """Median and range over repeats of the row's speed over the baseline's in the same repeat."""
+        r = sorted(a / b for a, b in zip(rate[name], rate[base]))
+        return f"{statistics.median(r):.2f} ({r[0]:.2f}-{r[-1]:.2f})"
+
+    print(f"\npolicy {args.policy}, {args.problems} problems, k={DEMO.k}, {args.batch} rows in flight, "
+          f"{args.inflight} problems in flight, one torch thread, {args.repeats} repeats")
+    print("ratios: median over repeats of the row's tokens/s over the baseline's in the same repeat (range)")
+    print(f"{'':52} {'tokens':>7} {'best s':>7} {'best tok/s':>10} {'/ raw':>17} {'/ same queries':>17}")
+    for name in names:
+        tokens, seconds, note = min(runs[name], key=lambda run: run[1])
+        print(f"{name:52} {tokens:>7} {seconds:>7.2f} {tokens / seconds:>10.0f} {ratios(name, names[0]):>17} "
+              f"{ratios(name, names[2]):>17}  {note}")
 
 if __name__ == "__main__":
     main()

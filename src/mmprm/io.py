@@ -107,12 +107,17 @@ class JsonlAppender:
         self.count = 0
 
     def write(self, record: Any) -> None:
-        obj = record.to_dict() if hasattr(record, "to_dict") else record
-        self._f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self.write_many([record])
+
+    def write_many(self, records: Iterable[Any]) -> None:
+        """Append records, then make them durable together: one flush and one fsync, not one per line."""
+        for record in records:
+            obj = record.to_dict() if hasattr(record, "to_dict") else record
+            self._f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            self.count += 1
         self._f.flush()
         if self._fsync:
             os.fsync(self._f.fileno())
-        self.count += 1
 
     def close(self) -> None:
         self._f.close()
@@ -166,11 +171,12 @@ def write_jsonl(path: str | Path, records: Iterable[Any]) -> int:
     return n
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write one JSON document so a reader sees the old file or the new, never half of one."""
+def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 2) -> None:
+    """Write one JSON document so a reader sees the old file or the new, never half of one.
+    `indent=None` writes it on one line, several times faster for large documents."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    tmp.write_text(json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
 
 

@@ -136,8 +136,7 @@ class ResumableOutput:
     def write(self, problem_id: str, records: Iterable[Any], **ledger: Any) -> None:
         """Append a finished problem's records, then its ledger line."""
         assert self._records is not None and self._ledger is not None, "open() the output first"
-        for record in records:
-            self._records.write(record)
+        self._records.write_many(records)
         line = {"id": problem_id, **ledger}
         self._ledger.write(line)
         self.done[problem_id] = line

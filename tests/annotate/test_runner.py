@@ -184,3 +184,20 @@ def test_a_rerun_with_other_settings_refuses_to_mix_labels(tmp_path):
                  AnnotateConfig(k=4, max_searches=2, paths="rollouts"), progress=False)
     assert (tmp_path / "paths.jsonl").read_text() == before
     annotate(problems, SimulatedPolicy(error=0.3), RuleGrader(), tmp_path, cfg, progress=False)  # same: resumes
+
+
+def test_a_saved_tree_reads_back_whole(tmp_path):
+    """The tree file is written by hand-made `to_dict`s: every field of every state and
+    rollout must survive the round trip (a field added to the dataclasses but not there fails)."""
+    from dataclasses import asdict
+
+    from mmprm.annotate.tree import Tree
+
+    problems = [Problem(f"t{i}", "q", "7") for i in range(3)]
+    annotate(problems, SimulatedPolicy(error=0.3), RuleGrader(), tmp_path / "a",
+             AnnotateConfig(k=4, max_searches=2, rollout_budget=40), progress=False)
+    for f in sorted((tmp_path / "a" / "trees").glob("*.json")):
+        saved = json.loads(f.read_text())
+        tree = Tree.from_dict(saved)
+        assert any(s.rollouts for s in tree.states)
+        assert saved == {**saved, "states": [asdict(s) for s in tree.states]}

@@ -2,8 +2,9 @@
 
 What must hold: a request that joins a batch already decoding gets exactly
 what it would get alone (its seed decides, not its neighbours), whatever the
-mix of settings in the batch; and annotating through the stream gives the
-trees that round-by-round annotation gives.
+mix of settings in the batch; a stream by rounds returns everything
+submitted before each `completed`, as the same results; and annotating
+through either stream gives the trees that round-by-round annotation gives.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ def problems(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def policy():
-    return HFPolicy(WEAK, batch_size=6)
+    return HFPolicy(WEAK, batch_size=6, streaming="continuous")
+
+
+@pytest.fixture(scope="module")
+def by_rounds():
+    return HFPolicy(WEAK, batch_size=6, streaming="rounds")
 
 
 def _texts(continuations) -> list[str]:
@@ -64,6 +70,25 @@ def test_a_request_joining_a_running_batch_gets_what_it_gets_alone(policy, probl
     assert all(c.text.count("+") == 0 and c.completion_tokens < 40 for c in results[3])  # ended at the stop string
 
 
+def test_a_stream_by_rounds_returns_each_round_whole_with_what_each_request_gets_alone(by_rounds, problems):
+    assert HFPolicy(WEAK).streaming == "rounds"  # "auto" on a CPU
+    with pytest.raises(ValueError, match="streaming must be one of"):
+        HFPolicy(WEAK, streaming="eager")
+    sampled = SamplingParams(n=3, temperature=1.0, max_tokens=40, seed=1)
+    greedy = SamplingParams(temperature=0, max_tokens=12)
+    rounds = [[(Request(problems[0], seed=10), sampled), (Request(problems[1]), greedy)],
+              [(Request(problems[2], ["bar A is 3"], seed=11), sampled), (Request(problems[3]), greedy)]]
+    stream = by_rounds.stream()
+    for number, round_ in enumerate(rounds):
+        for key, (request, params) in enumerate(round_):
+            stream.submit((number, key), request, params)
+        results = dict(stream.completed())
+        assert sorted(results) == [(number, key) for key in range(len(round_))] and not len(stream)
+        for key, (request, params) in enumerate(round_):
+            assert _texts(results[number, key]) == _texts(by_rounds.sample_batch([request], params)[0])
+    assert stream.completed() == []
+
+
 def test_rows_never_exceed_the_batch_and_freed_rows_are_refilled(policy, problems):
     params = SamplingParams(n=2, temperature=1.0, max_tokens=48, seed=0)
     engine = policy.batcher()
@@ -91,15 +116,17 @@ class Rounds(Policy):
         return self.inner.sample_batch(requests, params)
 
 
-def test_annotation_through_the_stream_equals_annotation_by_rounds(policy, problems, tmp_path):
+def test_annotation_through_either_stream_equals_annotation_by_rounds(policy, by_rounds, problems, tmp_path):
     cfg = AnnotateConfig(k=4, max_searches=2, rollout_budget=24, max_tokens=48, paths="rollouts", seed=3)
-    streamed = annotate(problems, policy, RuleGrader(), tmp_path / "stream", cfg, inflight=3, progress=False)
     rounds = annotate(problems, Rounds(policy), RuleGrader(), tmp_path / "rounds", cfg, inflight=3, progress=False)
-    assert streamed["rollouts"] > len(problems) * cfg.k  # the searches ran
-    for key in ("paths", "labels", "rollouts", "generated_tokens", "label_histogram", "skipped"):
-        assert streamed[key] == rounds[key], key
-    trees = sorted((tmp_path / "stream" / "trees").glob("*.json"))
-    assert [t.read_text() for t in trees] == [(tmp_path / "rounds" / "trees" / t.name).read_text() for t in trees]
+    for name, backend in (("continuous", policy), ("hf-rounds", by_rounds)):
+        streamed = annotate(problems, backend, RuleGrader(), tmp_path / name, cfg, inflight=3, progress=False)
+        assert streamed["rollouts"] > len(problems) * cfg.k  # the searches ran
+        for key in ("paths", "labels", "rollouts", "generated_tokens", "label_histogram", "skipped"):
+            assert streamed[key] == rounds[key], (name, key)
+        trees = sorted((tmp_path / name / "trees").glob("*.json"))
+        assert len(trees) == len(problems)
+        assert [t.read_text() for t in trees] == [(tmp_path / "rounds" / "trees" / t.name).read_text() for t in trees]
 
 
 def test_annotation_through_a_served_policy_equals_the_local_one(policy, problems, tmp_path):

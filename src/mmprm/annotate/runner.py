@@ -2,8 +2,8 @@
 
 Many problems are in flight at once: each is an algorithm generator waiting
 on one MC query. Queries go into the policy's stream as they arise and come
-back as each is done, so a problem moves on without waiting for the others
-and a continuously batched or served backend stays busy.
+back as the stream returns them (a served or continuously batched backend: as
+each is done, so it stays busy; the hf backend on a CPU: a round at a time).
 
 Output folder:
   trees/<id>.json   one tree per problem, for inspection
@@ -118,7 +118,7 @@ def annotate(problems: list[Problem], policy: Policy, grader: Grader, out_dir: s
         def finish(problem: Problem, result: tuple) -> None:
             nonlocal labels
             tree, paths = result
-            write_json_atomic(tree_file(out_dir, problem.id), tree.to_dict())
+            write_json_atomic(tree_file(out_dir, problem.id), tree.to_dict(), indent=None)
             for p in paths:
                 p.images = rehome_images(p.images, out_dir, out_dir / "images", problem.id)
             labels += sum(len(p.labels) for p in paths)

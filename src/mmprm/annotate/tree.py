@@ -12,7 +12,7 @@ carries `meta.mc_counts`, the [right, total] rollouts behind each prefix's MC
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from mmprm.types import AnnotatedPath, Problem
 
@@ -24,6 +24,9 @@ class Rollout:
     correct: bool
     tokens: int
 
+    def to_dict(self) -> dict:  # by hand: `asdict` deep-copies, and a problem's tree holds hundreds of these
+        return {"steps": list(self.steps), "answer": self.answer, "correct": self.correct, "tokens": self.tokens}
+
 
 @dataclass
 class State:
@@ -34,6 +37,10 @@ class State:
     visits: int = 0
     rollouts: list[Rollout] = field(default_factory=list)
     children: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "steps": list(self.steps), "parent": self.parent, "mc": self.mc, "visits": self.visits,
+                "rollouts": [r.to_dict() for r in self.rollouts], "children": list(self.children)}
 
 
 @dataclass
@@ -90,7 +97,7 @@ class Tree:
         return {"problem_id": self.problem_id, "skipped": self.skipped, "rollouts": self.rollouts,
                 "tokens": self.tokens, "searches": self.searches, "label_rollouts": self.label_rollouts,
                 "first_errors": self.first_errors,
-                "states": [asdict(s) for s in self.states]}
+                "states": [s.to_dict() for s in self.states]}
 
     @classmethod
     def from_dict(cls, d: dict) -> Tree:

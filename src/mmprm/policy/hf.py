@@ -38,14 +38,20 @@ class HFPolicy(Policy):
         dtype: str | torch.dtype | None = None,
         batch_size: int = 16,
         prefix_cache: int = 32,
+        streaming: str = "auto",
         trust_remote_code: bool = False,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if streaming not in STREAMING:
+            raise ValueError(f"streaming must be one of {', '.join(STREAMING)}, got {streaming!r}")
         self.path = str(path)
         self.name = f"hf:{self.path}"
         self.device = torch.device(device)
         self.batch_size = batch_size
+        if streaming == "auto":
+            streaming = "continuous" if self.device.type == "cuda" else "rounds"
+        self.streaming = streaming  # how a stream's requests join the batch (HFStream)
         if prefix_cache < 0:
             raise ValueError(f"prefix_cache must be 0 (off) or more, got {prefix_cache}")
         self.prefix_cache = prefix_cache  # prompts whose prefill is kept (mmprm.policy.engine); 0: none
@@ -171,9 +177,24 @@ def _normalise(message: dict) -> dict:
     return {**message, "content": parts}
 
 
+STREAMING = ("auto", "continuous", "rounds")
+
+
 class HFStream(SampleStream):
-    """Requests decoded by one continuous batcher: a request submitted while
-    others decode joins their batch as soon as rows free."""
+    """Requests decoded by one continuous batcher, joining it in one of two ways
+    (the policy's `streaming`):
+
+    - continuous: a request submitted while others decode joins their batch as
+      soon as rows free, and `completed` returns at the first that finishes.
+      Pays where a decoding step costs about the same for few rows as for many
+      (a GPU): the batch stays full.
+    - rounds: what was submitted since the last `completed` decodes as one
+      batch, run until all of it is done. Pays on a CPU, where every row costs
+      its share of a step, so a full batch buys nothing, while each joining
+      prefill costs a fixed overhead (the image encoder's call above all):
+      few large prefills beat many small ones. Measured in
+      benchmarks/annotation_overhead.py. "auto" is continuous on CUDA, else rounds.
+    """
 
     def __init__(self, policy: HFPolicy):
         super().__init__(policy)
@@ -190,14 +211,14 @@ class HFStream(SampleStream):
     def completed(self) -> list[tuple[object, list[Continuation]]]:
         if self.requests and self.engine.idle:
             raise RuntimeError("requests were lost when a decoding step failed; open a new stream")
+        done = []
         while not self.engine.idle:
-            if finished := self.engine.step():
-                done = []
-                for job in finished:
-                    request = self.requests.pop(job.key)
-                    done.append((job.key, [_continuation(g, request) for g in all_samples(job)]))
-                return done
-        return []
+            for job in self.engine.step():
+                request = self.requests.pop(job.key)
+                done.append((job.key, [_continuation(g, request) for g in all_samples(job)]))
+            if done and self.policy.streaming == "continuous":
+                break
+        return done
 
     def close(self) -> None:
         self.engine = self.policy.batcher()
