@@ -75,6 +75,9 @@ def main() -> None:
     ap.add_argument("--lora", action="store_true", help="train LoRA adapters (rank 16) instead of the whole LM")
     ap.add_argument("--answer-negatives", type=int, default=0,
                     help="per right path, copies with the final result changed (mmprm.labels.negatives)")
+    ap.add_argument("--label-filter", type=float, default=0.0, metavar="SHARE",
+                    help="mask this share of the labels the strong checkpoint's likelihood disagrees with most "
+                         "(mmprm.labels.agreement)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     run = Path(args.run)
@@ -85,7 +88,8 @@ def main() -> None:
                               + ("" if args.head == "token" else f"-{args.head}")
                               + (f"-wd{args.weight_decay:g}" if args.weight_decay else "")
                               + ("-lora" if args.lora else "")
-                              + (f"-neg{args.answer_negatives}" if args.answer_negatives else ""))
+                              + (f"-neg{args.answer_negatives}" if args.answer_negatives else "")
+                              + (f"-agree{args.label_filter:g}" if args.label_filter else ""))
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     n = rebuild_paths(run, args.paths, out, perfect_counts=args.perfect_counts)
@@ -93,7 +97,8 @@ def main() -> None:
                          min_rollouts=args.min_rollouts, first_error_threshold=args.threshold,
                          batch_size=args.batch, max_steps=args.steps, seed=args.seed, warmup_ratio=0.05,
                          weight_decay=args.weight_decay, head=args.head, lora=args.lora,
-                         answer_negatives=args.answer_negatives)
+                         answer_negatives=args.answer_negatives, label_filter=base if args.label_filter else None,
+                         label_filter_share=args.label_filter or 0.1)
     log = train_prm(cfg, out / "prm")
     prm = StepPRM.from_pretrained(out / "prm")
     try:

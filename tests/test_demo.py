@@ -44,10 +44,13 @@ def test_quick_demo_produces_the_report_and_resumes(tmp_path):
     assert not report["label_sources"]["prm-first-error-vote"]["oracle"]
     assert report["label_sources"]["prm-oracle"]["oracle"]
     saved = json.loads((out / "prm-first-error-vote" / "prm_config.json").read_text())
-    assert saved["label_source"] == "first-error-vote" and saved["oracle_labels"] is False
+    filtered = "first-error-vote, 0.1 masked by likelihood agreement"  # the headline's labels, filtered
+    assert saved["label_source"] == filtered and saved["oracle_labels"] is False
+    assert report["label_sources"]["prm-first-error-vote"]["source"] == filtered
+    assert json.loads((out / "prm-mc" / "prm_config.json").read_text())["label_source"] == "mc"
     text = (out / "report" / "report.md").read_text()
     assert "Within-problem AUROC" in text
-    assert "| ORACLE: oracle |" in text and "| **prm-first-error-vote** | first-error-vote |" in text
+    assert "| ORACLE: oracle |" in text and f"| **prm-first-error-vote** | {filtered} |" in text
     assert (out / "report" / "accuracy.png").stat().st_size > 5000
     page = (out / "report" / "index.html").read_text()
     assert page.count('class="problem"') == 6 and "OmegaPRM annotation tree" in page

@@ -32,6 +32,9 @@ class DemoConfig:
     # and is only a ceiling.
     label_sources: list[str] = field(default_factory=lambda: ["mc", "first-error-vote", "oracle"])
     headline: str = "first-error-vote"
+    # the headline's labels that the strong policy's own step likelihood disagrees with most,
+    # this share of them, are masked before training (mmprm.labels.agreement; 0: off)
+    headline_label_filter: float = 0.1
     prm_steps: int = 1000
     prm_lr: float = 5e-4      # 2e-3 and 1e-3 left the MC-derived labels' PRMs well behind (docs/results.md)
     prm_batch: int = 16

@@ -88,9 +88,12 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     for source in cfg.label_sources:
         t = _stage(f"train the PRM on {source} labels (from the strong policy)"
                    + (" [oracle: ground truth, a ceiling]" if get_source(source).oracle else ""))
+        filtered = source == cfg.headline and cfg.headline_label_filter > 0
         prm_cfg = PRMTrainConfig(base=cfg.strong_policy, data=out / "annotate" / "paths.jsonl", labels=source,
                                  lr=cfg.prm_lr, batch_size=cfg.prm_batch, max_steps=cfg.prm_steps, seed=cfg.seed,
-                                 warmup_ratio=cfg.prm_warmup_ratio, weight_decay=cfg.prm_weight_decay)
+                                 warmup_ratio=cfg.prm_warmup_ratio, weight_decay=cfg.prm_weight_decay,
+                                 label_filter=cfg.strong_policy if filtered else None,
+                                 label_filter_share=cfg.headline_label_filter if filtered else 0.1)
         log = train_prm(prm_cfg, out / f"prm-{source}")
         print(f"   {_brief(log)}")
         _done(f"prm-{source} training", t, timings)
@@ -186,8 +189,10 @@ def beam_scorers(cfg: DemoConfig) -> list[str]:
     return [f"prm-{cfg.headline}"] + [f"prm-{s}" for s in cfg.label_sources if s == "oracle"]
 
 
-def label_source_of(scorer: str) -> dict:
+def label_source_of(scorer: str, out: Path) -> dict:
+    """What a scorer learnt from, as its saved PRM names it (a label filter included)."""
     from mmprm.labels import get_source
+    from mmprm.prm.model import PRM_CONFIG
 
     if scorer == "likelihood":
         return {"source": "none (untrained strong policy)", "oracle": False}
@@ -195,7 +200,9 @@ def label_source_of(scorer: str) -> dict:
         return {"source": "generative critic: simulated-teacher critiques (ground truth + seeded noise, a stand-in "
                           "for a teacher model), kept where MC agrees", "oracle": True}
     source = scorer.removeprefix("prm-")
-    return {"source": source, "oracle": get_source(source).oracle}
+    saved = out / scorer / PRM_CONFIG
+    named = json.loads(saved.read_text()).get("label_source") if saved.is_file() else None
+    return {"source": named or source, "oracle": get_source(source).oracle}
 
 
 def _brief(log: dict) -> str:
@@ -242,7 +249,7 @@ def build_report(cfg: DemoConfig, out: Path, grader, beam: dict, timings: dict) 
             combined.setdefault("per_problem", {})[name] = rep["per_problem"][method]
         combined["notes"] += [n for n in rep["notes"] if n not in combined["notes"]]
         combined["counts"] = rep["counts"]
-    combined["label_sources"] = {scorer: label_source_of(scorer) for scorer in names}
+    combined["label_sources"] = {scorer: label_source_of(scorer, out) for scorer in names}
     combined["headline"] = f"prm-{cfg.headline}"
     combined["ranking"] = _ranking(out, names)
     combined["notes"].append(_ranking_note(cfg, combined["ranking"]))

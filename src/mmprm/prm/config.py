@@ -31,6 +31,10 @@ class PRMTrainConfig:
     answer_negatives: int = setting(0, "per right training path, this many copies with the last step's stated "
                                     "result changed to one the grader rejects, labelled wrong there "
                                     "(mmprm.labels.negatives; needs the reference answer only)")
+    label_filter: str | None = setting(None, "mask the labelled steps a judge disagrees with most "
+                                       "(mmprm.labels.agreement): a causal LM or VLM folder, usually `base`, "
+                                       "whose step likelihood, calibrated to the labels, is the judge")
+    label_filter_share: float = setting(0.1, "with label_filter: the share of labelled steps masked")
     loss: str = setting("soft", "soft (BCE on the target) or hard (target > 0)", choices=("soft", "hard"))
     scheme: str = setting("mmprm", "input format: " + ", ".join(SCHEMES))
     head: str = setting("token", "token ([+, -] logits) or value (a scalar head)", choices=("token", "value"))
@@ -73,8 +77,17 @@ class PRMTrainConfig:
         if self.answer_negatives and self.labels == "advantage":
             raise ValueError("answer_negatives labels the changed step 0 (wrong); advantage targets are not "
                              "verdicts (0.5 means no change)")
+        if not 0.0 < self.label_filter_share < 1.0:
+            raise ValueError(f"label_filter_share must be in (0, 1), got {self.label_filter_share}")
         if self.batch_size < 1 or self.grad_accum < 1 or self.save_every < 1:
             raise ValueError("batch_size, grad_accum and save_every must be positive")
+
+    @property
+    def label_source_name(self) -> str:
+        """The labels as the saved PRM and the reports name them: the source, and the filter if any."""
+        if not self.label_filter:
+            return self.labels
+        return f"{self.labels}, {self.label_filter_share:g} masked by likelihood agreement"
 
     @classmethod
     def from_recipe(cls, path: str | Path | None, **overrides) -> PRMTrainConfig:

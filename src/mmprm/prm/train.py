@@ -183,12 +183,26 @@ def _train(cfg: PRMTrainConfig, out: Path, model: PRMModel | None, processor) ->
     state = acc.get_state_dict(model)
     if acc.is_main_process:
         save_prm(acc.unwrap_model(model), processor, scheme, out, state_dict=state,
-                 label_source=cfg.labels, oracle=get_source(cfg.labels).oracle)
+                 label_source=cfg.label_source_name, oracle=get_source(cfg.labels).oracle)
         (out / "train_log.json").write_text(json.dumps(log, indent=2) + "\n")
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
         print(f"trained {total_steps} steps in {log['time_s']} s ({log['tokens_per_s']:.0f} tokens/s, "
               f"{log['padding']:.1%} padding): loss {log['final_loss']:.4f}; saved to {out}")
     return log
+
+
+def _filter_labels(paths: list[LabelledPath], cfg: PRMTrainConfig) -> list[LabelledPath]:
+    """The labels the judge model (`cfg.label_filter`) disagrees with most, masked."""
+    from mmprm.labels.agreement import mask_disagreements
+    from mmprm.prm.likelihood import LikelihoodPRM
+
+    judge = LikelihoodPRM.from_path(cfg.label_filter)
+    try:
+        kept, agreement = mask_disagreements(paths, judge, cfg.label_filter_share)
+    finally:
+        judge.close()
+    print(f"label filter ({cfg.label_filter} likelihood): {json.dumps(agreement.to_dict())}")
+    return kept
 
 
 def _examples(cfg: PRMTrainConfig, processor, data, samples, problems, *, negatives: int = 0
@@ -197,6 +211,8 @@ def _examples(cfg: PRMTrainConfig, processor, data, samples, problems, *, negati
         return [], 0
     paths = load_labelled(data, samples=samples, problems=problems, labels=cfg.labels,
                           min_rollouts=cfg.min_rollouts, threshold=cfg.first_error_threshold, dedupe=cfg.dedupe)
+    if cfg.label_filter:
+        paths = _filter_labels(paths, cfg)
     if negatives:
         made = answer_negatives(paths, RuleGrader(), per_path=negatives, seed=cfg.seed)
         print(f"answer negatives: {len(made)} made from {len(paths)} paths")
