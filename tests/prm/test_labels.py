@@ -134,7 +134,8 @@ def test_the_training_path_reads_ground_truth_only_in_the_oracle():
     """Nothing that turns an annotation into training targets may read the
     generator's ground truth, except the oracle judge."""
     files = [SRC / "prm" / "train.py", SRC / "labels" / "sources.py", SRC / "labels" / "mc.py",
-             SRC / "labels" / "negatives.py", *sorted((SRC / "annotate").glob("*.py"))]
+             SRC / "labels" / "negatives.py", SRC / "labels" / "agreement.py", SRC / "prm" / "likelihood.py",
+             *sorted((SRC / "annotate").glob("*.py"))]
     pattern = re.compile(r"mmprm\.data\.synth|local_step_labels|first_wrong_step|\"objects\"|OracleJudge")
     hits = {f.name: pattern.findall(f.read_text()) for f in files}
     # sources.py names the oracle judge for the oracle sources and for evaluation (reference_verdicts)
