@@ -36,7 +36,8 @@ def test_the_walkthrough_runs_as_written_and_leaves_what_it_says(tmp_path):
     paths = (walk / "annotate" / "paths.jsonl").read_text().splitlines()
     assert stats["annotated"] > 0 and stats["paths"] == len(paths) > 0
     prm_config = json.loads((walk / "prm" / "prm_config.json").read_text())
-    assert prm_config["label_source"] == "first-error-vote" and prm_config["oracle_labels"] is False
+    assert prm_config["label_source"] == "first-error-vote, 0.1 masked by likelihood agreement"
+    assert prm_config["oracle_labels"] is False
     samples = (walk / "samples.jsonl").read_text().splitlines()
     scored = [json.loads(line) for line in (walk / "scored.jsonl").read_text().splitlines()]
     assert len(samples) == 16 * 4 == len(scored) and all(len(s["step_scores"]) == len(s["steps"]) for s in scored)
