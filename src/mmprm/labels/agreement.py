@@ -43,13 +43,13 @@ class Agreement:
                 "scale": round(self.scale, 4), "offset": round(self.offset, 4)}
 
 
-def mask_disagreements(paths: list[LabelledPath], judge: PRM, share: float, *, batch_problems: int = 16
+def mask_disagreements(paths: list[LabelledPath], judge: PRM, share: float, *, batch: int = 64
                        ) -> tuple[list[LabelledPath], Agreement]:
     """`paths` with the `share` of labelled steps the calibrated `judge` disagrees with
     most set to None (paths left with no label are dropped), and what was done."""
     if not 0.0 < share < 1.0:
         raise ValueError(f"the share of labels to mask must be in (0, 1), got {share}")
-    scores = _judge_scores(paths, judge, batch_problems)
+    scores = _judge_scores(paths, judge, batch)
     cells = [(i, k) for i, p in enumerate(paths) for k, t in enumerate(p.targets) if t is not None]
     if not cells:
         raise ValueError("no labelled step to judge")
@@ -68,19 +68,12 @@ def mask_disagreements(paths: list[LabelledPath], judge: PRM, share: float, *, b
     return kept, Agreement(len(cells), masked, threshold, float(scale), float(offset))
 
 
-def _judge_scores(paths: list[LabelledPath], judge: PRM, batch_problems: int) -> list[list[float]]:
-    """The judge's score of every step of every path, a few problems' paths per call."""
-    by_problem: dict[str, list[int]] = {}
-    for i, p in enumerate(paths):
-        by_problem.setdefault(p.problem.id, []).append(i)
-    groups = list(by_problem.values())
-    scores: list[list[float]] = [[] for _ in paths]
-    for start in range(0, len(groups), batch_problems):
-        chunk = groups[start : start + batch_problems]
-        items = [(paths[g[0]].problem, [paths[i].steps for i in g]) for g in chunk]
-        for g, per_candidate in zip(chunk, judge.score_many(items)):
-            for i, s in zip(g, per_candidate):
-                scores[i] = list(s)
+def _judge_scores(paths: list[LabelledPath], judge: PRM, batch: int) -> list[list[float]]:
+    """The judge's score of every step of every path (the judge batches across a call's paths)."""
+    scores: list[list[float]] = []
+    for start in range(0, len(paths), batch):
+        items = [(p.problem, [p.steps]) for p in paths[start : start + batch]]
+        scores += [list(per_problem[0]) for per_problem in judge.score_many(items)]
     return scores
 
 

@@ -24,6 +24,8 @@ from mmprm.policy.prompt import build_messages, flatten_content
 from mmprm.seeds import derive_seed
 from mmprm.steps import parse_output
 
+STREAMING = ("auto", "continuous", "rounds")  # HFPolicy(streaming=...): how a stream's requests join the batch
+
 
 class HFPolicy(Policy):
     """Samples from a local checkpoint, continuously batched (mmprm.policy.engine)."""
@@ -175,9 +177,6 @@ def _normalise(message: dict) -> dict:
         else:
             parts.append(p)
     return {**message, "content": parts}
-
-
-STREAMING = ("auto", "continuous", "rounds")
 
 
 class HFStream(SampleStream):
