@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from mmprm.io import load_image
 from mmprm.policy.base import SamplingParams
 from mmprm.policy.engine import GeneratedText, Job
 from mmprm.policy.hf import HFPolicy, all_samples
@@ -251,7 +252,7 @@ def _our_message(message: dict, stats: dict) -> dict:
         elif kind == "image_url":
             url = part.get("image_url")
             url = url.get("url") if isinstance(url, dict) else url
-            _check_data_uri(url)
+            _check_image(url)
             stats["images"] += 1
             parts.append({"type": "image", "image": url})
         else:
@@ -259,10 +260,15 @@ def _our_message(message: dict, stats: dict) -> dict:
     return {"role": role, "content": parts}
 
 
-def _check_data_uri(url: object) -> None:
-    """Only inline images: the server must not fetch URLs or open its own files for a client."""
+def _check_image(url: object) -> None:
+    """Only inline images (the server must not fetch URLs or open its own files for a client),
+    and ones that open: a bad image is refused here, before it can join and fail a shared batch."""
     if not isinstance(url, str) or not url.startswith("data:image/") or ";base64," not in url:
         raise BadRequest(f"images must be base64 data URIs (data:image/...;base64,...), got {str(url)[:60]!r}")
+    try:
+        load_image(url)
+    except ValueError as e:
+        raise BadRequest(str(e)) from None
 
 
 def _finish(g: GeneratedText) -> dict:
